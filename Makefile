@@ -1,0 +1,40 @@
+# Herald: `make run` starts the whole bot, `make test` runs every test. Both set up what's missing.
+SHELL := /bin/bash
+APP := .venv/bin
+RASA := .venv-rasa/bin
+
+.PHONY: setup run test test-fast lint typecheck validate train bench clean
+
+setup:
+	@scripts/setup.sh
+
+run: setup
+	@$(APP)/herald migrate
+	@$(APP)/herald demo-data --if-empty
+	@$(APP)/herald up
+
+test: setup
+	@scripts/test.sh
+
+# Unit and integration tests only: no trained model, no browser.
+test-fast: setup
+	@$(APP)/pytest -m "not e2e" -q
+
+lint: setup
+	@$(APP)/ruff check bot actions connectors rasa_sdk_plugins tests benchmarks
+	@$(APP)/ruff format --check bot actions connectors rasa_sdk_plugins tests benchmarks
+
+typecheck: setup
+	@$(APP)/mypy
+
+validate: setup
+	@$(APP)/python scripts/validate.py
+
+train: setup
+	@$(APP)/python -c "from bot.stack import train_model; train_model()"
+
+bench: setup
+	@scripts/bench.sh
+
+clean:
+	rm -rf var models .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,53 @@
+"""Close the action server: a shared secret header, and errors that never echo the tracker."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import warnings
+from typing import Any
+
+import pluggy
+from sanic import Sanic, response
+from sanic.request import Request
+
+from bot.settings import get_settings
+
+hookimpl = pluggy.HookimplMarker("rasa_sdk")
+logger = logging.getLogger(__name__)
+
+TOKEN_HEADER = "X-Herald-Action-Token"  # noqa: S105 (a header name, not a secret)
+# Only the liveness probe stays open.
+OPEN_PATHS = frozenset({"/health"})
+
+
+def is_authorised(presented: str | None, expected: str) -> bool:
+    return (
+        bool(expected)
+        and presented is not None
+        and hmac.compare_digest(presented.encode(), expected.encode())
+    )
+
+
+@hookimpl  # type: ignore[misc]
+def attach_sanic_app_extensions(app: Sanic[Any, Any]) -> None:
+    expected = get_settings().action_server_token
+    if not expected:
+        logger.error("HERALD_ACTION_SERVER_TOKEN is not set: the action server refuses every call")
+    # Rasa 3.6 and rasa-sdk 3.x speak the same protocol; the README explains the version gap.
+    warnings.filterwarnings("ignore", message=".*compatible with this version of rasa_sdk.*")
+    warnings.filterwarnings("ignore", message=".*might not be compatible.*")
+
+    @app.on_request
+    async def require_token(request: Request) -> Any:
+        if request.path in OPEN_PATHS:
+            return None
+        if not is_authorised(request.headers.get(TOKEN_HEADER), expected):
+            return response.json({"error": "unauthorised"}, status=401)
+        return None
+
+    async def opaque_error(request: Request, exception: Exception) -> Any:
+        logger.error("action server error on %s", request.path, exc_info=exception)
+        return response.json({"error": "internal error"}, status=500)
+
+    app.error_handler.add(Exception, opaque_error)

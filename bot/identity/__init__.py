@@ -1,0 +1,1 @@
+"""Who a customer is: signed web tokens, linked chat identities, and ownership checks."""

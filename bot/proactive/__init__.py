@@ -1,0 +1,1 @@
+"""Proactive support: events -> outreach rules -> outbox -> throttle -> dispatcher."""

@@ -1,0 +1,78 @@
+"""Herald's settings, read from the environment in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _var_dir() -> Path:
+    return Path(os.environ.get("HERALD_VAR_DIR", PROJECT_ROOT / "var"))
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{_var_dir() / 'herald.db'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with the defaults `make run` uses on a laptop."""
+
+    database_url: str = field(default_factory=_default_database_url)
+    # HS256 secret the shop's website signs customer tokens with.
+    customer_token_secret: str = ""
+    # Shared secret Rasa sends to the action server in a header.
+    action_server_token: str = ""
+    # Token for Rasa's own HTTP API (trigger_intent, tracker reads).
+    rasa_api_token: str = ""
+    rasa_url: str = "http://127.0.0.1:5005"
+    # Where a browser reaches Rasa's socket.io endpoint (differs from rasa_url behind a proxy).
+    rasa_public_url: str = "http://127.0.0.1:5005"
+    # The demo shop page signs tokens for any demo customer: never on in production.
+    demo_mode: bool = True
+    app_host: str = "127.0.0.1"
+    app_port: int = 8000
+    # How long a demo token signed by the demo page stays valid.
+    demo_token_ttl_seconds: int = 8 * 3600
+    var_dir: Path = field(default_factory=_var_dir)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _load_secrets_file(var_dir: Path) -> dict[str, str]:
+    """Secrets `make run` generated on first run (var/secrets.env), below real env vars."""
+    path = var_dir / "secrets.env"
+    if not path.exists():
+        return {}
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    var_dir = _var_dir()
+    env = {**_load_secrets_file(var_dir), **os.environ}
+    return Settings(
+        database_url=env.get("HERALD_DATABASE_URL") or _default_database_url(),
+        customer_token_secret=env.get("HERALD_CUSTOMER_TOKEN_SECRET", ""),
+        action_server_token=env.get("HERALD_ACTION_SERVER_TOKEN", ""),
+        rasa_api_token=env.get("HERALD_RASA_API_TOKEN", ""),
+        rasa_url=env.get("HERALD_RASA_URL", "http://127.0.0.1:5005"),
+        rasa_public_url=env.get("HERALD_RASA_PUBLIC_URL")
+        or env.get("HERALD_RASA_URL", "http://127.0.0.1:5005"),
+        demo_mode=env.get("HERALD_DEMO_MODE", "1") == "1",
+        app_host=env.get("HERALD_APP_HOST", "127.0.0.1"),
+        app_port=int(env.get("HERALD_APP_PORT", "8000")),
+        var_dir=var_dir,
+    )

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Everything CI checks: lint, types, Rasa data validation, then the whole pytest suite
+# (unit, integration on SQLite and PostgreSQL, end to end with Rasa and a browser).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The web chat tests drive Debian's Chromium; never a downloaded browser.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing Debian's chromium for the browser tests…"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
+  else
+    echo "the browser tests need Debian's chromium: sudo apt-get install chromium" >&2
+    exit 1
+  fi
+fi
+
+echo "== ruff"
+.venv/bin/ruff check bot actions connectors rasa_sdk_plugins tests benchmarks
+echo "== mypy"
+.venv/bin/mypy
+echo "== rasa data validate"
+.venv/bin/python scripts/validate.py
+echo "== pytest"
+.venv/bin/pytest "$@"

@@ -1,0 +1,56 @@
+"""Run `rasa data validate` and fail on every warning but one Rasa cannot know about.
+
+Rasa warns about responses no story or rule uses, but many of ours are sent by custom
+actions (`response="utter_..."`). Those are allowed; a response used by neither a story
+nor an action, and every other warning, fails the check.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+UNUSED_UTTERANCE = re.compile(r"The utterance '(utter_\w+)' is not used in any story or rule")
+WARNING = re.compile(r"UserWarning: (.*)")
+
+
+def responses_used_by_actions() -> set[str]:
+    used: set[str] = set()
+    for path in (ROOT / "actions").rglob("*.py"):
+        used.update(re.findall(r"[\"'](utter_\w+)[\"']", path.read_text()))
+    return used
+
+
+def main() -> int:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}
+    run = subprocess.run(
+        [str(ROOT / ".venv-rasa/bin/rasa"), "data", "validate", "--config", "config.yml",
+         "--domain", "domain.yml", "--data", "data"],
+        cwd=ROOT, env=env, capture_output=True, text=True,
+    )
+    output = run.stdout + run.stderr
+    allowed = responses_used_by_actions()
+    problems = []
+    for line in output.splitlines():
+        match = WARNING.search(line)
+        if not match:
+            continue
+        unused = UNUSED_UTTERANCE.search(line)
+        if unused and unused.group(1) in allowed:
+            continue
+        problems.append(match.group(1))
+    for problem in problems:
+        print(f"rasa data validate: {problem}", file=sys.stderr)
+    if run.returncode != 0:
+        print(output[-3000:], file=sys.stderr)
+        return run.returncode
+    print(f"rasa data validate: clean ({len(allowed)} responses sent by actions)")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

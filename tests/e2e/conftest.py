@@ -1,0 +1,59 @@
+"""The whole bot, for real: a trained model, Rasa, the action server and the app server."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.db import migrate, session_scope
+from bot.db.demo import load_demo_data
+from bot.identity.tokens import sign_customer_token
+from bot.stack import Stack, StackConfig, ensure_local_secrets, running_stack, train_model
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def trained_model() -> Path:
+    """The model `make run` uses; Rasa retrains only if data, domain or config changed."""
+    return train_model()
+
+
+@dataclass
+class Herald:
+    stack: Stack
+    database_url: str
+
+    @property
+    def config(self) -> StackConfig:
+        return self.stack.config
+
+    def token_for(self, customer_id: int) -> str:
+        return sign_customer_token(customer_id, self.config.secrets["HERALD_CUSTOMER_TOKEN_SECRET"])
+
+    @property
+    def rest_url(self) -> str:
+        return f"{self.config.rasa_url}/webhooks/rest/webhook"
+
+
+@pytest.fixture(scope="session")
+def herald(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Herald]:
+    var_dir = tmp_path_factory.mktemp("herald-var")
+    database_url = f"sqlite:///{var_dir / 'herald.db'}"
+    migrate(database_url)
+    with session_scope(database_url) as session:
+        load_demo_data(session)
+    config = StackConfig(
+        database_url=database_url, var_dir=var_dir, secrets=ensure_local_secrets(var_dir),
+        model=trained_model, rasa_port=free_port(), action_port=free_port(), app_port=free_port(),
+    )
+    with running_stack(config) as stack:
+        yield Herald(stack, database_url)
