@@ -29,6 +29,10 @@ class Settings:
     action_server_token: str = ""
     # Token for Rasa's own HTTP API (trigger_intent, tracker reads).
     rasa_api_token: str = ""
+    # App API keys: events intake, admin and reports, and connectors reporting back.
+    api_events_key: str = ""
+    api_admin_key: str = ""
+    internal_api_key: str = ""
     rasa_url: str = "http://127.0.0.1:5005"
     # Where a browser reaches Rasa's socket.io endpoint (differs from rasa_url behind a proxy).
     rasa_public_url: str = "http://127.0.0.1:5005"
@@ -68,6 +72,9 @@ def get_settings() -> Settings:
         customer_token_secret=env.get("HERALD_CUSTOMER_TOKEN_SECRET", ""),
         action_server_token=env.get("HERALD_ACTION_SERVER_TOKEN", ""),
         rasa_api_token=env.get("HERALD_RASA_API_TOKEN", ""),
+        api_events_key=env.get("HERALD_API_EVENTS_KEY", ""),
+        api_admin_key=env.get("HERALD_API_ADMIN_KEY", ""),
+        internal_api_key=env.get("HERALD_INTERNAL_API_KEY", ""),
         rasa_url=env.get("HERALD_RASA_URL", "http://127.0.0.1:5005"),
         rasa_public_url=env.get("HERALD_RASA_PUBLIC_URL")
         or env.get("HERALD_RASA_URL", "http://127.0.0.1:5005"),

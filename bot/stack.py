@@ -6,6 +6,7 @@ what a person gets.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import secrets
@@ -34,6 +35,7 @@ SECRET_NAMES = (
     "HERALD_RASA_API_TOKEN",
     "HERALD_API_ADMIN_KEY",
     "HERALD_API_EVENTS_KEY",
+    "HERALD_INTERNAL_API_KEY",
 )
 
 
@@ -56,8 +58,20 @@ def ensure_local_secrets(var_dir: Path) -> dict[str, str]:
 
 
 def train_model(*, force: bool = False, out: Path = MODELS_DIR) -> Path:
-    """Train only when data, domain or config changed since the last model (Rasa's fingerprint)."""
+    """Train only when data, domain or config changed since the last model (Rasa's fingerprint).
+
+    A file lock serialises concurrent callers (parallel test runs, `make run` while testing):
+    the second one finds the model already up to date instead of training it again.
+    """
     model = out / f"{MODEL_NAME}.tar.gz"
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / ".train.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _train(model, force=force, out=out)
+    return model
+
+
+def _train(model: Path, *, force: bool, out: Path) -> None:
     command = [
         str(RASA_BIN),
         "train",
@@ -75,7 +89,6 @@ def train_model(*, force: bool = False, out: Path = MODELS_DIR) -> Path:
     if force:
         command.append("--force")
     subprocess.run(command, cwd=PROJECT_ROOT, check=True, env=_rasa_env({}))
-    return model
 
 
 def _rasa_env(extra: Mapping[str, str]) -> dict[str, str]:
@@ -131,6 +144,7 @@ class StackConfig:
             "HERALD_ACTION_URL": f"{self.action_url}/webhook",
             "HERALD_APP_HOST": self.host,
             "HERALD_APP_PORT": str(self.app_port),
+            "HERALD_APP_URL": self.app_url,
             "HERALD_LOCK_STORE": self.lock_store,
             "HERALD_REDIS_HOST": os.environ.get("HERALD_REDIS_HOST", "127.0.0.1"),
             "HERALD_REDIS_PORT": os.environ.get("HERALD_REDIS_PORT", "6379"),
