@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -17,10 +18,14 @@ STATIC_DIR = Path(__file__).parent / "static"
 SETTINGS_KEY = web.AppKey("settings", Settings)
 
 
+def _database_answers() -> None:
+    with session_scope() as session:
+        session.execute(text("SELECT 1"))
+
+
 async def health(request: web.Request) -> web.Response:
     try:
-        with session_scope() as session:
-            session.execute(text("SELECT 1"))
+        await asyncio.to_thread(_database_answers)
     except Exception:  # any database failure means "not healthy", whatever its type
         return web.json_response({"status": "degraded", "database": "unreachable"}, status=503)
     return web.json_response({"status": "ok"})
@@ -36,6 +41,10 @@ async def index(request: web.Request) -> web.Response:
 
 async def demo_customers(request: web.Request) -> web.Response:
     """Demo customers to pick from, with their latest order, so a person can try every flow."""
+    return web.json_response(await asyncio.to_thread(_demo_customer_rows))
+
+
+def _demo_customer_rows() -> list[dict[str, object]]:
     with session_scope() as session:
         customers = session.scalars(
             select(Customer).where(Customer.forgotten_at.is_(None)).order_by(Customer.id).limit(60)
@@ -64,7 +73,7 @@ async def demo_customers(request: web.Request) -> web.Response:
                     "latest_order_status": latest.status.value if latest else None,
                 }
             )
-    return web.json_response(rows)
+    return rows
 
 
 async def demo_token(request: web.Request) -> web.Response:
@@ -75,15 +84,21 @@ async def demo_token(request: web.Request) -> web.Response:
         customer_id = int(body["customer_id"])
     except (ValueError, KeyError, TypeError):
         return web.json_response({"error": 'expected {"customer_id": <int>}'}, status=400)
-    with session_scope() as session:
-        customer = session.get(Customer, customer_id)
-        if customer is None or customer.forgotten_at is not None:
-            return web.json_response({"error": "no such demo customer"}, status=404)
-        name = customer.name
+    name = await asyncio.to_thread(_demo_customer_name, customer_id)
+    if name is None:
+        return web.json_response({"error": "no such demo customer"}, status=404)
     token = sign_customer_token(
         customer_id, settings.customer_token_secret, ttl_seconds=settings.demo_token_ttl_seconds
     )
     return web.json_response({"token": token, "name": name})
+
+
+def _demo_customer_name(customer_id: int) -> str | None:
+    with session_scope() as session:
+        customer = session.get(Customer, customer_id)
+        if customer is None or customer.forgotten_at is not None:
+            return None
+        return customer.name
 
 
 def create_app(settings: Settings | None = None) -> web.Application:
