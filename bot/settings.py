@@ -43,6 +43,29 @@ class Settings:
     # How long a demo token signed by the demo page stays valid.
     demo_token_ttl_seconds: int = 8 * 3600
     var_dir: Path = field(default_factory=_var_dir)
+    # identity: account linking codes sent by email over SMTP.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_from: str = "Lumen Home <support@lumen-home.example>"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    # Key of the hash link codes are stored under, so a leaked table reveals no codes.
+    link_code_secret: str = ""
+    link_code_ttl_seconds: int = 600
+    link_max_attempts: int = 5
+    link_lockout_seconds: int = 900
+    link_max_codes_per_hour: int = 5
+    # privacy: conversations older than this are purged; Rasa's tracker store database.
+    retention_days: int = 90
+    tracker_database_url: str = ""
+    # scale-out (HERALD_MODE=scale or `herald up --scale`): replicas behind nginx, Redis locks.
+    mode: str = "embedded"
+    redis_host: str = "127.0.0.1"
+    redis_port: int = 6379
+    rasa_replicas: int = 2
+    action_servers: int = 2
+    dispatchers: int = 2
 
     @property
     def is_sqlite(self) -> bool:
@@ -82,4 +105,25 @@ def get_settings() -> Settings:
         app_host=env.get("HERALD_APP_HOST", "127.0.0.1"),
         app_port=int(env.get("HERALD_APP_PORT", "8000")),
         var_dir=var_dir,
+        smtp_host=env.get("HERALD_SMTP_HOST", "127.0.0.1"),
+        smtp_port=int(env.get("HERALD_SMTP_PORT", "25")),
+        smtp_from=env.get("HERALD_SMTP_FROM") or Settings.smtp_from,
+        smtp_username=env.get("HERALD_SMTP_USERNAME", ""),
+        smtp_password=env.get("HERALD_SMTP_PASSWORD", ""),
+        smtp_starttls=env.get("HERALD_SMTP_STARTTLS", "0") == "1",
+        link_code_secret=env.get("HERALD_LINK_CODE_SECRET", ""),
+        link_code_ttl_seconds=int(env.get("HERALD_LINK_CODE_TTL_SECONDS", "600")),
+        link_max_attempts=int(env.get("HERALD_LINK_MAX_ATTEMPTS", "5")),
+        link_lockout_seconds=int(env.get("HERALD_LINK_LOCKOUT_SECONDS", "900")),
+        link_max_codes_per_hour=int(env.get("HERALD_LINK_MAX_CODES_PER_HOUR", "5")),
+        retention_days=int(env.get("HERALD_RETENTION_DAYS", "90")),
+        tracker_database_url=env.get("HERALD_TRACKER_DATABASE_URL")
+        or env.get("HERALD_DATABASE_URL")
+        or _default_database_url(),
+        mode=env.get("HERALD_MODE", "embedded"),
+        redis_host=env.get("HERALD_REDIS_HOST", "127.0.0.1"),
+        redis_port=int(env.get("HERALD_REDIS_PORT", "6379")),
+        rasa_replicas=int(env.get("HERALD_RASA_REPLICAS", "2")),
+        action_servers=int(env.get("HERALD_ACTION_SERVERS", "2")),
+        dispatchers=int(env.get("HERALD_DISPATCHERS", "2")),
     )
