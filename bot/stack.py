@@ -7,6 +7,7 @@ what a person gets.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import secrets
@@ -65,10 +66,27 @@ def train_model(*, force: bool = False, out: Path = MODELS_DIR) -> Path:
     """
     model = out / f"{MODEL_NAME}.tar.gz"
     out.mkdir(parents=True, exist_ok=True)
+    stamp = out / f"{MODEL_NAME}.inputs.sha256"
     with (out / ".train.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        _train(model, force=force, out=out)
+        inputs = training_inputs_digest()
+        # Rasa would also notice nothing changed, but only after ~a minute of loading and
+        # repackaging; our own digest of its inputs makes the no-change case instant.
+        if force or not model.exists() or not stamp.exists() or stamp.read_text() != inputs:
+            _train(model, force=force, out=out)
+            stamp.write_text(inputs)
     return model
+
+
+def training_inputs_digest() -> str:
+    """A digest of everything `rasa train` reads: config, domain, training data, Rasa version."""
+    digest = hashlib.sha256()
+    paths = [PROJECT_ROOT / name for name in ("config.yml", "domain.yml", "requirements/rasa.lock")]
+    paths += sorted((PROJECT_ROOT / "data").rglob("*.yml"))
+    for path in paths:
+        digest.update(str(path.relative_to(PROJECT_ROOT)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _train(model: Path, *, force: bool, out: Path) -> None:
@@ -88,10 +106,38 @@ def _train(model: Path, *, force: bool, out: Path) -> None:
     ]
     if force:
         command.append("--force")
-    subprocess.run(command, cwd=PROJECT_ROOT, check=True, env=_rasa_env({}))
+    subprocess.run(command, cwd=PROJECT_ROOT, check=True, env=rasa_env({}))
 
 
-def _rasa_env(extra: Mapping[str, str]) -> dict[str, str]:
+def action_server_command(port: int) -> list[str]:
+    """Our rasa-sdk action server on `port`."""
+    return [str(APP_PYTHON), "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
+
+
+def rasa_command(config: StackConfig, port: int) -> list[str]:
+    """`rasa run` with our endpoints and channels on `port`, its HTTP API behind a token."""
+    return [
+        str(RASA_BIN),
+        "run",
+        "--model",
+        str(config.model),
+        "--endpoints",
+        "endpoints.yml",
+        "--credentials",
+        "credentials.yml",
+        "--enable-api",
+        "--auth-token",
+        config.env()["HERALD_RASA_API_TOKEN"],
+        "--port",
+        str(port),
+        "--interface",
+        config.host,
+        "--cors",
+        "*",
+    ]
+
+
+def rasa_env(extra: Mapping[str, str]) -> dict[str, str]:
     env = {**os.environ, **extra}
     # connectors/ is imported by the Rasa runtime from the project root, never installed.
     env["PYTHONPATH"] = str(PROJECT_ROOT)
@@ -148,6 +194,7 @@ class StackConfig:
             "HERALD_LOCK_STORE": self.lock_store,
             "HERALD_REDIS_HOST": os.environ.get("HERALD_REDIS_HOST", "127.0.0.1"),
             "HERALD_REDIS_PORT": os.environ.get("HERALD_REDIS_PORT", "6379"),
+            "HERALD_LOCK_KEY_PREFIX": "herald",
             **tracker_store_env(self.database_url),
             **self.extra_env,
         }
@@ -162,42 +209,8 @@ class Stack:
 
     def start(self) -> None:
         env = self.config.env()
-        self._spawn(
-            "actions",
-            [
-                str(APP_PYTHON),
-                "-m",
-                "rasa_sdk",
-                "--actions",
-                "actions",
-                "--port",
-                str(self.config.action_port),
-            ],
-            env,
-        )
-        self._spawn(
-            "rasa",
-            [
-                str(RASA_BIN),
-                "run",
-                "--model",
-                str(self.config.model),
-                "--endpoints",
-                "endpoints.yml",
-                "--credentials",
-                "credentials.yml",
-                "--enable-api",
-                "--auth-token",
-                env["HERALD_RASA_API_TOKEN"],
-                "--port",
-                str(self.config.rasa_port),
-                "--interface",
-                self.config.host,
-                "--cors",
-                "*",
-            ],
-            _rasa_env(env),
-        )
+        self._spawn("actions", action_server_command(self.config.action_port), env)
+        self._spawn("rasa", rasa_command(self.config, self.config.rasa_port), rasa_env(env))
         self._spawn("app", [str(APP_PYTHON), "-m", "bot.cli", "serve-api"], env)
         self.wait_ready()
 
@@ -214,13 +227,17 @@ class Stack:
             start_new_session=True,
         )
 
-    def wait_ready(self, timeout: float = 180.0) -> None:
+    def health_checks(self) -> dict[str, str]:
+        """The URL that answers 200 once each process is ready, by process name."""
         api_token = self.config.secrets["HERALD_RASA_API_TOKEN"]
-        checks = {
+        return {
             "actions": f"{self.config.action_url}/health",
             "rasa": f"{self.config.rasa_url}/status?token={api_token}",
             "app": f"{self.config.app_url}/health",
         }
+
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        checks = self.health_checks()
         deadline = time.monotonic() + timeout
         pending = {name: url for name, url in checks.items() if name in self.processes}
         while pending:
