@@ -11,6 +11,8 @@ import pluggy
 from sanic import Sanic, response
 from sanic.request import Request
 
+from bot.logging import install as install_logging
+from bot.logging import set_conversation
 from bot.settings import get_settings
 
 hookimpl = pluggy.HookimplMarker("rasa_sdk")
@@ -19,6 +21,15 @@ logger = logging.getLogger(__name__)
 TOKEN_HEADER = "X-Herald-Action-Token"  # noqa: S105 (a header name, not a secret)
 # Only the liveness probe stays open.
 OPEN_PATHS = frozenset({"/health"})
+
+
+def _sender_id(request: Request) -> str | None:
+    try:
+        body = request.json
+    except Exception:  # sanic's own error type for a malformed body; the handler answers it
+        return None
+    sender_id = body.get("sender_id") if isinstance(body, dict) else None
+    return sender_id if isinstance(sender_id, str) else None
 
 
 def is_authorised(presented: str | None, expected: str) -> bool:
@@ -31,6 +42,8 @@ def is_authorised(presented: str | None, expected: str) -> bool:
 
 @hookimpl  # type: ignore[misc]
 def attach_sanic_app_extensions(app: Sanic[Any, Any]) -> None:
+    # Our format (with the conversation's correlation id) and redaction on rasa-sdk's handlers.
+    install_logging()
     expected = get_settings().action_server_token
     if not expected:
         logger.error("HERALD_ACTION_SERVER_TOKEN is not set: the action server refuses every call")
@@ -44,6 +57,7 @@ def attach_sanic_app_extensions(app: Sanic[Any, Any]) -> None:
             return None
         if not is_authorised(request.headers.get(TOKEN_HEADER), expected):
             return response.json({"error": "unauthorised"}, status=401)
+        set_conversation(_sender_id(request))
         return None
 
     async def opaque_error(request: Request, exception: Exception) -> Any:
