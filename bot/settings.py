@@ -66,6 +66,9 @@ class Settings:
     rasa_replicas: int = 2
     action_servers: int = 2
     dispatchers: int = 2
+    # proactive: a YAML file overriding bot/proactive/policy.yml; the worker's health port.
+    proactive_policy_path: Path | None = None
+    worker_port: int = 8001
 
     @property
     def is_sqlite(self) -> bool:
@@ -120,6 +123,10 @@ def get_settings() -> Settings:
         tracker_database_url=env.get("HERALD_TRACKER_DATABASE_URL")
         or env.get("HERALD_DATABASE_URL")
         or _default_database_url(),
+        proactive_policy_path=Path(env["HERALD_PROACTIVE_POLICY"])
+        if env.get("HERALD_PROACTIVE_POLICY")
+        else None,
+        worker_port=int(env.get("HERALD_WORKER_PORT", "8001")),
         mode=env.get("HERALD_MODE", "embedded"),
         redis_host=env.get("HERALD_REDIS_HOST", "127.0.0.1"),
         redis_port=int(env.get("HERALD_REDIS_PORT", "6379")),
