@@ -1,0 +1,77 @@
+"""Platform pacing for proactive delivery: evenly spaced sends per platform and per chat."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from bot.db.models import Platform
+from bot.proactive.policy import PlatformLimit
+
+# Stay this far under each limit: an asyncio task wakes a little late at times, and two
+# late ones must not add up to one message too many in a platform's one-second window.
+SAFETY_MARGIN = 0.05
+# Per-chat bookkeeping older than this is forgotten (an outage touches each chat once).
+CHAT_MEMORY_SECONDS = 60.0
+
+
+class Pacer:
+    """Hands out send times: at most N a second per platform and M a second per chat.
+
+    Each send takes the next free slot, so sends are spread evenly rather than burst and
+    stopped; a platform's retry-after pauses that platform for everyone.
+    """
+
+    def __init__(
+        self,
+        limits: dict[Platform, PlatformLimit],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._interval = {
+            platform: (1 + SAFETY_MARGIN) / limit.per_second for platform, limit in limits.items()
+        }
+        self._chat_interval = {
+            platform: (1 + SAFETY_MARGIN) / limit.per_chat_per_second
+            for platform, limit in limits.items()
+        }
+        self._next_platform_slot: dict[Platform, float] = {}
+        self._next_chat_slot: dict[tuple[Platform, str], float] = {}
+        self._clock = clock
+        self._sleep = sleep
+        self._last_sweep = clock()
+
+    async def wait_turn(self, platform: Platform, chat: str) -> None:
+        """Return when a message to `chat` on `platform` may be sent."""
+        now = self._clock()
+        chat_key = (platform, chat)
+        chat_slot = max(now, self._next_chat_slot.get(chat_key, now))
+        self._next_chat_slot[chat_key] = chat_slot + self._chat_interval[platform]
+        if chat_slot > now:
+            await self._sleep(chat_slot - now)
+        # The platform-wide slot is taken only once this chat's turn has come, so a chat
+        # with a queue of its own does not hold up everyone else's messages.
+        now = self._clock()
+        slot = max(now, self._next_platform_slot.get(platform, now))
+        self._next_platform_slot[platform] = slot + self._interval[platform]
+        if slot > now:
+            await self._sleep(slot - now)
+        self._forget_idle_chats()
+
+    def pause(self, platform: Platform, seconds: float) -> None:
+        """The platform asked us to wait (HTTP 429 with retry-after): nobody sends before then."""
+        until = self._clock() + seconds
+        self._next_platform_slot[platform] = max(self._next_platform_slot.get(platform, 0), until)
+
+    def _forget_idle_chats(self) -> None:
+        now = self._clock()
+        if now - self._last_sweep < CHAT_MEMORY_SECONDS:
+            return
+        self._last_sweep = now
+        self._next_chat_slot = {
+            key: slot
+            for key, slot in self._next_chat_slot.items()
+            if slot > now - CHAT_MEMORY_SECONDS
+        }

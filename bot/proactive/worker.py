@@ -1,0 +1,111 @@
+"""The proactive worker process: the dispatch loop, periodic scans, and a health endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import asdict
+from datetime import datetime, timedelta
+
+from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.db import session_scope
+from bot.proactive.delivery import RasaDelivery
+from bot.proactive.dispatcher import Dispatcher, utc_now
+from bot.proactive.outbox import pending_count
+from bot.proactive.policy import Policy, load_policy
+from bot.proactive.scans import run_scans
+from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# A loop that has not finished a cycle for this long is reported unhealthy.
+STALL_AFTER = timedelta(minutes=2)
+
+
+def scan_once(settings: Settings, policy: Policy, now: datetime | None = None) -> dict[str, int]:
+    with session_scope(settings.database_url) as session:
+        return run_scans(session, policy, now or utc_now())
+
+
+class Worker:
+    def __init__(self, settings: Settings, policy: Policy | None = None) -> None:
+        self.settings = settings
+        self.policy = policy or load_policy(settings.proactive_policy_path)
+        self.delivery = RasaDelivery(
+            settings.rasa_url,
+            settings.rasa_api_token,
+            timeout=self.policy.dispatcher.request_timeout.total_seconds(),
+        )
+        self.dispatcher = Dispatcher(
+            database_url=settings.database_url,
+            policy=self.policy,
+            delivery=self.delivery,
+            tracker_url=settings.tracker_database_url or settings.database_url,
+        )
+        self.last_scan_at: datetime | None = None
+        self.stopping = asyncio.Event()
+
+    async def dispatch_forever(self) -> None:
+        idle = self.policy.dispatcher.poll_interval.total_seconds()
+        while not self.stopping.is_set():
+            try:
+                stats = await self.dispatcher.run_once()
+            except (SQLAlchemyError, OSError) as error:
+                logger.error("dispatch cycle failed, retrying shortly: %s", error)
+                stats = None
+            if stats is None or stats.claimed == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), idle)
+
+    async def scan_forever(self) -> None:
+        interval = self.policy.scans.interval.total_seconds()
+        while self.policy.scans.enabled and not self.stopping.is_set():
+            try:
+                queued = await asyncio.to_thread(scan_once, self.settings, self.policy)
+                self.last_scan_at = utc_now()
+                logger.info("scans queued %d outreach rows", sum(queued.values()))
+            except SQLAlchemyError as error:
+                logger.error("scan failed, retrying next interval: %s", error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), interval)
+
+    async def health(self, request: web.Request) -> web.Response:
+        last = self.dispatcher.health.last_cycle_at
+        try:
+            waiting = await asyncio.to_thread(self._pending)
+        except SQLAlchemyError:
+            return web.json_response({"status": "degraded", "database": "unreachable"}, status=503)
+        stalled = last is None or utc_now() - last > STALL_AFTER
+        body = {
+            "status": "stalled" if stalled else "ok",
+            "worker": self.dispatcher.worker_id,
+            "last_cycle_at": last.isoformat() if last else None,
+            "last_scan_at": self.last_scan_at.isoformat() if self.last_scan_at else None,
+            "outreach_waiting": waiting,
+            "totals": asdict(self.dispatcher.health.totals),
+        }
+        return web.json_response(body, status=503 if stalled else 200)
+
+    def _pending(self) -> int:
+        with session_scope(self.settings.database_url) as session:
+            return pending_count(session)
+
+    async def run(self, host: str, port: int | None) -> None:
+        runner: web.AppRunner | None = None
+        if port:
+            app = web.Application()
+            app.router.add_get("/health", self.health)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, host, port).start()
+        logger.info("proactive worker %s started", self.dispatcher.worker_id)
+        try:
+            await asyncio.gather(self.dispatch_forever(), self.scan_forever())
+        finally:
+            await self.delivery.close()
+            if runner is not None:
+                await runner.cleanup()
+            logger.info("proactive worker %s stopped", self.dispatcher.worker_id)
