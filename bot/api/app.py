@@ -9,6 +9,7 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy import select, text
 
+from bot.api import events, internal, reports
 from bot.db import session_scope
 from bot.db.models import ChannelIdentity, Customer, Order, Platform
 from bot.identity.tokens import sign_customer_token
@@ -111,6 +112,10 @@ def create_app(settings: Settings | None = None) -> web.Application:
         app.router.add_get("/demo/customers", demo_customers)
         app.router.add_post("/demo/token", demo_token)
     app.router.add_static("/static", STATIC_DIR)
+    # proactive: event intake, outreach reports, connectors' call-backs.
+    events.register(app, settings)
+    reports.register(app, settings)
+    internal.register(app, settings)
     return app
 
 
