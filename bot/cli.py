@@ -93,6 +93,22 @@ def up_command(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("customer")
+def customer_command(args: argparse.Namespace) -> int:
+    """Export or forget everything Herald holds about one customer."""
+    from bot.privacy.commands import customer_command as run
+
+    return run(args)
+
+
+@command("purge-conversations")
+def purge_conversations_command(args: argparse.Namespace) -> int:
+    """Delete conversation events older than the retention period (run daily)."""
+    from bot.privacy.commands import purge_command
+
+    return purge_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="herald", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -102,11 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--customers", type=int, default=240)
     demo.add_argument("--if-empty", action="store_true", help="do nothing if already loaded")
+    from bot.privacy.commands import add_arguments as add_privacy_arguments
+
+    add_privacy_arguments(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from bot.logging import install as install_logging
+
+    # Correlation ids on every line; no emails, tokens or secrets, whatever logs them.
+    install_logging(logging.INFO)
     args = build_parser().parse_args(argv)
     return COMMANDS[args.command](args)
 
