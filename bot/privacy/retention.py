@@ -14,9 +14,12 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from bot.db import session_scope
+from bot.db.session import get_engine
 from bot.identity.linking import REQUEST_WINDOW
 from bot.identity.models import LinkCode, LinkThrottle
 from bot.privacy.tracker import delete_events_before
+from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -66,3 +69,11 @@ def purge_conversations(
     report = PurgeReport(cutoff, events, int(codes.rowcount or 0), int(throttles.rowcount or 0))
     logger.info("retention: %s", report.summary())
     return report
+
+
+def purge_once(settings: Settings) -> PurgeReport:
+    """One scheduled purge with the configured retention (the worker runs this daily)."""
+    with session_scope(settings.database_url) as session:
+        return purge_conversations(
+            session, get_engine(settings.tracker_database_url), settings.retention_days
+        )

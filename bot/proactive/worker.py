@@ -72,6 +72,18 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), interval)
 
+    async def purge_forever(self) -> None:
+        """Privacy: drop conversation events past the retention period, once a day."""
+        from bot.privacy.retention import PURGE_INTERVAL, purge_once
+
+        while not self.stopping.is_set():
+            try:
+                await asyncio.to_thread(purge_once, self.settings)
+            except SQLAlchemyError as error:
+                logger.error("retention purge failed, retrying next interval: %s", error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), PURGE_INTERVAL.total_seconds())
+
     async def health(self, request: web.Request) -> web.Response:
         last = self.dispatcher.health.last_cycle_at
         try:
@@ -103,7 +115,9 @@ class Worker:
             await web.TCPSite(runner, host, port).start()
         logger.info("proactive worker %s started", self.dispatcher.worker_id)
         try:
-            await asyncio.gather(self.dispatch_forever(), self.scan_forever())
+            await asyncio.gather(
+                self.dispatch_forever(), self.scan_forever(), self.purge_forever()
+            )
         finally:
             await self.delivery.close()
             if runner is not None:

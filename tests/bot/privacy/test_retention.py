@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -153,3 +154,31 @@ def test_unknown_customers_and_bad_retention_are_clear_errors(tmp_path: Path) ->
 
     purged = herald(url, "purge-conversations", "--days", "30")
     assert purged.returncode == 0 and "purged 0 conversation events" in purged.stdout
+
+
+async def test_the_worker_purges_old_conversations_on_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.proactive.worker import Worker
+    from bot.settings import get_settings
+
+    url = f"sqlite:///{tmp_path / 'herald.db'}"
+    migrate(url)
+    add_events(url, timedelta(days=400), timedelta(days=1))
+    monkeypatch.setenv("HERALD_DATABASE_URL", url)
+    monkeypatch.setenv("HERALD_RETENTION_DAYS", "30")
+    get_settings.cache_clear()
+    worker = Worker(get_settings())
+    try:
+        purging = asyncio.create_task(worker.purge_forever())
+        for _ in range(100):
+            if len(remaining(url)) == 1:
+                break
+            await asyncio.sleep(0.1)
+        worker.stopping.set()
+        await asyncio.wait_for(purging, 10)
+    finally:
+        await worker.delivery.close()
+        get_settings.cache_clear()
+
+    assert remaining(url) == ["web:anon-00000001"]
