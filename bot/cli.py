@@ -101,6 +101,14 @@ def customer_command(args: argparse.Namespace) -> int:
     return run(args)
 
 
+@command("telegram")
+def telegram_command(args: argparse.Namespace) -> int:
+    """Register the Telegram webhook (with its secret token), remove it, or show it."""
+    from bot.channels_cli import telegram_command as run
+
+    return run(args)
+
+
 @command("purge-conversations")
 def purge_conversations_command(args: argparse.Namespace) -> int:
     """Delete conversation events older than the retention period (run daily)."""
@@ -121,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.privacy.commands import add_arguments as add_privacy_arguments
 
     add_privacy_arguments(sub)
+    from bot.channels_cli import add_telegram_arguments
+
+    add_telegram_arguments(sub.choices["telegram"])
     return parser
 
 

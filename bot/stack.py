@@ -37,6 +37,8 @@ SECRET_NAMES = (
     "HERALD_API_ADMIN_KEY",
     "HERALD_API_EVENTS_KEY",
     "HERALD_INTERNAL_API_KEY",
+    # channels: Telegram sends it back with every webhook update (`herald telegram set-webhook`).
+    "HERALD_TELEGRAM_WEBHOOK_SECRET",
 )
 
 

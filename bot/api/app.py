@@ -9,7 +9,7 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy import select, text
 
-from bot.api import events, internal, reports
+from bot.api import events, internal, reports, webchat
 from bot.db import session_scope
 from bot.db.models import ChannelIdentity, Customer, Order, Platform
 from bot.identity.tokens import sign_customer_token
@@ -116,6 +116,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     events.register(app, settings)
     reports.register(app, settings)
     internal.register(app, settings)
+    webchat.register(app, settings)  # channels: history so a reload keeps the chat
     return app
 
 
