@@ -37,6 +37,8 @@ SECRET_NAMES = (
     "HERALD_API_ADMIN_KEY",
     "HERALD_API_EVENTS_KEY",
     "HERALD_INTERNAL_API_KEY",
+    # identity: key of the hash one-time link codes are stored under.
+    "HERALD_LINK_CODE_SECRET",
     # channels: Telegram sends it back with every webhook update (`herald telegram set-webhook`).
     "HERALD_TELEGRAM_WEBHOOK_SECRET",
 )
