@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from bot.db import session_scope
 from bot.db.models import Customer
 from bot.identity.customers import verified_customer
+from bot.logging import set_conversation
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ class CustomerAction(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> EventList:
+        # Every log line of this conversation carries its correlation id (to_thread copies it).
+        set_conversation(tracker.sender_id)
         return await asyncio.to_thread(self._run_sync, dispatcher, tracker, domain)
 
     def _run_sync(
