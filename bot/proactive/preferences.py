@@ -43,11 +43,15 @@ def preferences_of(customer: Customer, rows: Iterable[NotificationPreference]) -
 
 
 def load_preferences(session: Session, customer_ids: Collection[int]) -> dict[int, Preferences]:
+    """Preferences of the customers who may be contacted at all (forgotten ones are absent)."""
     rows: dict[int, list[NotificationPreference]] = {cid: [] for cid in customer_ids}
     customers: dict[int, Customer] = {}
     for part in chunks(sorted(customer_ids)):
         customers.update(
-            (c.id, c) for c in session.scalars(select(Customer).where(Customer.id.in_(part)))
+            (c.id, c)
+            for c in session.scalars(
+                select(Customer).where(Customer.id.in_(part), Customer.forgotten_at.is_(None))
+            )
         )
         for row in session.scalars(
             select(NotificationPreference).where(NotificationPreference.customer_id.in_(part))

@@ -129,7 +129,7 @@ def _reasons_to_wait(
             waits.append(("mid_conversation", free_at))
 
     cooldown = policy.topic(candidate.topic).cooldown
-    if cooldown > timedelta(0):
+    if not candidate.urgent and cooldown > timedelta(0):
         same_topic = [past.at for past in history if past.topic == candidate.topic]
         if same_topic and moment < max(same_topic) + cooldown:
             waits.append(("cooldown", max(same_topic) + cooldown))
