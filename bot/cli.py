@@ -117,6 +117,46 @@ def purge_conversations_command(args: argparse.Namespace) -> int:
     return purge_command(args)
 
 
+@command("event")
+def event_command(args: argparse.Namespace) -> int:
+    """Send a business event (outage, shipment, renewal...), as POST /events would."""
+    from bot.proactive.commands import event_command as run
+
+    return run(args)
+
+
+@command("dispatch")
+def dispatch_command(args: argparse.Namespace) -> int:
+    """Deliver the proactive messages that are due now, then exit."""
+    from bot.proactive.commands import dispatch_command as run
+
+    return run(args)
+
+
+@command("worker")
+def worker_command(args: argparse.Namespace) -> int:
+    """Run the proactive worker: dispatch loop and periodic scans, until stopped."""
+    from bot.proactive.commands import worker_command as run
+
+    return run(args)
+
+
+@command("scan")
+def scan_command(args: argparse.Namespace) -> int:
+    """Run the proactive scans once (renewals, failed payments, late parcels, setup tips)."""
+    from bot.proactive.commands import scan_command as run
+
+    return run(args)
+
+
+@command("report")
+def report_command(args: argparse.Namespace) -> int:
+    """Proactive outreach per topic and channel: sent, deferred, suppressed, replied."""
+    from bot.proactive.commands import report_command as run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="herald", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -132,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.channels_cli import add_telegram_arguments
 
     add_telegram_arguments(sub.choices["telegram"])
+    from bot.proactive.commands import add_arguments as add_proactive_arguments
+
+    add_proactive_arguments(sub)
     return parser
 
 
