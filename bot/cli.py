@@ -72,6 +72,10 @@ def up_command(args: argparse.Namespace) -> int:
     from bot.stack import StackConfig, ensure_local_secrets, running_stack, train_model
 
     settings = get_settings()
+    if args.scale or settings.mode == "scale":
+        from bot.scale import up_scale
+
+        return up_scale(settings)
     secrets = ensure_local_secrets(settings.var_dir)
     print("training the model if data or config changed…", flush=True)
     model = train_model()
@@ -175,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.proactive.commands import add_arguments as add_proactive_arguments
 
     add_proactive_arguments(sub)
+    sub.choices["up"].add_argument(
+        "--scale",
+        action="store_true",
+        help="scale-out mode (also HERALD_MODE=scale): PostgreSQL, Redis, replicas behind nginx",
+    )
     return parser
 
 
