@@ -3,7 +3,7 @@ SHELL := /bin/bash
 APP := .venv/bin
 RASA := .venv-rasa/bin
 
-.PHONY: setup run test test-fast lint typecheck validate train bench clean
+.PHONY: setup run run-scale test test-fast lint typecheck validate train bench clean
 
 setup:
 	@scripts/setup.sh
@@ -12,6 +12,14 @@ run: setup
 	@$(APP)/herald migrate
 	@$(APP)/herald demo-data --if-empty
 	@$(APP)/herald up
+
+# Scale-out on one machine: PostgreSQL (database created on first run) and Redis on
+# localhost, Debian's nginx in front of two Rasa replicas and two action servers.
+SCALE_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/herald_scale
+
+run-scale: setup
+	@deploy/install-nginx.sh
+	@HERALD_DATABASE_URL=$(SCALE_DATABASE_URL) $(APP)/herald up --scale
 
 test: setup
 	@scripts/test.sh
