@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from abc import ABC, abstractmethod
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 EventList = list[dict[str, Any]]
 
 
-class CustomerAction(Action):
+class CustomerAction(Action, ABC):
     """An action that reads or changes one verified customer's data.
 
     Subclasses implement `answer`; they never see a session before the customer behind
@@ -34,8 +35,9 @@ class CustomerAction(Action):
     # Response for visitors we cannot identify (anonymous web chat, unlinked Slack/Telegram).
     anonymous_response = "utter_sign_in_needed"
 
-    def name(self) -> str:
-        raise NotImplementedError
+    # Abstract, so the action server registers only the concrete actions built on this.
+    @abstractmethod
+    def name(self) -> str: ...
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
