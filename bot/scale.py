@@ -74,7 +74,7 @@ class ScaleConfig(StackConfig):
     lock_lifetime_seconds: int = 20
     nginx_worker_processes: int = 1
     # Every replica loads the model at once; on a busy 2-core machine that takes minutes.
-    ready_timeout_seconds: float = 900.0
+    ready_timeout_seconds: float = 600.0
 
     def __post_init__(self) -> None:
         if not self.database_url.startswith("postgresql"):

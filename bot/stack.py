@@ -172,6 +172,8 @@ class StackConfig:
     lock_store: str = "in_memory"
     extra_env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
+    # Loading the model takes Rasa seconds on an idle machine, minutes on a busy one.
+    ready_timeout_seconds: float = 180.0
 
     @property
     def rasa_url(self) -> str:
@@ -216,7 +218,7 @@ class Stack:
         self._spawn("actions", action_server_command(self.config.action_port), env)
         self._spawn("rasa", rasa_command(self.config, self.config.rasa_port), rasa_env(env))
         self._spawn("app", [str(APP_PYTHON), "-m", "bot.cli", "serve-api"], env)
-        self.wait_ready()
+        self.wait_ready(self.config.ready_timeout_seconds)
 
     def _spawn(self, name: str, command: list[str], env: Mapping[str, str]) -> None:
         log_dir = self.config.log_dir or self.config.var_dir / "logs"
