@@ -47,7 +47,26 @@ PERMANENT_ERRORS = frozenset(
         "not_in_channel",
     }
 )
-_MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
+# Slack wraps links, e-mail addresses, mentions and channels as <target|label>.
+_MARKUP = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")
+
+
+def _as_typed(match: "re.Match[str]") -> str:
+    target, label = match.group(1), match.group(2)
+    if target.startswith("@"):
+        return ""  # mentions of the bot (or a colleague) are not part of the question
+    if target.startswith("#"):
+        return "#" + (label or target[1:])
+    if target.startswith("!"):
+        return "@" + (label or target[1:].split("^")[0])
+    if target.startswith("mailto:"):
+        return label or target[len("mailto:") :]
+    return label or target
+
+
+def plain_text(text: str) -> str:
+    """What the customer typed, without Slack's markup: `<mailto:a@b.c|a@b.c>` -> `a@b.c`."""
+    return slack_unescape(_MARKUP.sub(_as_typed, text)).strip()
 
 
 class _Clock:
@@ -109,7 +128,7 @@ def parse_event(event: Mapping[str, Any], bot_user_id: Optional[str]) -> Optiona
     if not isinstance(channel, str) or (bot_user_id is not None and user == bot_user_id):
         return None
     text = event.get("text")
-    text = slack_unescape(_MENTION.sub("", text).strip()) if isinstance(text, str) else ""
+    text = plain_text(text) if isinstance(text, str) else ""
     if kind == "message" and event.get("channel_type") == "im":
         thread = event.get("thread_ts")
         return SlackInbound(user, channel, text, thread if isinstance(thread, str) else None)

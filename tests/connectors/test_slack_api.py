@@ -108,6 +108,23 @@ def test_mentions_in_channels_are_answered_in_a_thread_without_the_mention() -> 
 
 
 @pytest.mark.parametrize(
+    ("typed", "text"),
+    [
+        ("my email is <mailto:ada@example.com|ada@example.com>", "my email is ada@example.com"),
+        (
+            "see <https://lumen.example/o/10042|my order> &amp; <https://x.example>",
+            "see my order & https://x.example",
+        ),
+        ("<!here> ask <#C0SUPPORT1|support> or <@U0002222222>", "@here ask #support or"),
+        ("a &lt;b&gt; c", "a <b> c"),
+    ],
+)
+def test_slack_markup_becomes_what_the_customer_typed(typed: str, text: str) -> None:
+    inbound = parse_event(dm_event(USER, typed)["event"], BOT_USER_ID)
+    assert inbound is not None and inbound.text == text
+
+
+@pytest.mark.parametrize(
     "change",
     [
         {"user": BOT_USER_ID},  # our own message
