@@ -169,9 +169,7 @@ class ScaleStack(Stack):
 
     @property
     def workers(self) -> dict[str, int]:
-        """Proactive workers by process name; none until the app has the `worker` command."""
-        if not has_worker_command():
-            return {}
+        """Proactive workers by process name, with the port of each one's health endpoint."""
         return {f"worker-{i}": port for i, port in enumerate(self.config.worker_ports, start=1)}
 
     @property
@@ -224,12 +222,6 @@ class ScaleStack(Stack):
         for name, port in self.workers.items():
             checks[name] = f"{self.config.replica_url(port)}/health"
         return checks
-
-
-def has_worker_command() -> bool:
-    from bot.cli import COMMANDS
-
-    return "worker" in COMMANDS
 
 
 def worker_command(port: int) -> list[str]:
