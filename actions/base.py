@@ -34,6 +34,9 @@ class CustomerAction(Action, ABC):
 
     # Response for visitors we cannot identify (anonymous web chat, unlinked Slack/Telegram).
     anonymous_response = "utter_sign_in_needed"
+    # Said when our records cannot be reached; None keeps a message nobody asked for (a
+    # proactive notice) from turning into an apology nobody asked for either.
+    unavailable_response: str | None = "utter_service_unavailable"
 
     # Abstract, so the action server registers only the concrete actions built on this.
     @abstractmethod
@@ -58,7 +61,8 @@ class CustomerAction(Action, ABC):
         except SQLAlchemyError:
             # The database went away: say so politely; nothing was half-written.
             logger.exception("database error in %s", self.name())
-            dispatcher.utter_message(response="utter_service_unavailable")
+            if self.unavailable_response:
+                dispatcher.utter_message(response=self.unavailable_response)
             return []
 
     def answer_anonymous(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> EventList:

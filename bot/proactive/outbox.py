@@ -253,20 +253,22 @@ def claim_due(
 
 
 def confirm_delivery(
-    session: Session, outreach_id: int, sender_id: str, now: datetime
+    session: Session, outreach_id: int, sender_id: str, topic: str, now: datetime
 ) -> Outreach | None:
     """Called by the EXTERNAL_* action: the row, if this is its one and only message.
 
     The conditional UPDATE is the idempotency point of delivery. A dispatcher that died
     after Rasa ran the action, a second worker that took over an expired lease, or a
     customer typing the intent's payload by hand all reach this line; only the first
-    call for a row the dispatcher approved for this very conversation gets the row back.
+    call for a row the dispatcher approved for this very conversation, with the intent
+    of its own topic, gets the row back.
     """
     claimed = session.execute(
         update(Outreach)
         .where(
             Outreach.id == outreach_id,
             Outreach.sender_id == sender_id,
+            Outreach.topic == topic,
             Outreach.state == OutreachState.SENDING,
             Outreach.sent_at.is_not(None),
             Outreach.delivered_at.is_(None),

@@ -115,9 +115,7 @@ class Worker:
             await web.TCPSite(runner, host, port).start()
         logger.info("proactive worker %s started", self.dispatcher.worker_id)
         try:
-            await asyncio.gather(
-                self.dispatch_forever(), self.scan_forever(), self.purge_forever()
-            )
+            await asyncio.gather(self.dispatch_forever(), self.scan_forever(), self.purge_forever())
         finally:
             await self.delivery.close()
             if runner is not None:

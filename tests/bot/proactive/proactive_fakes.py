@@ -120,7 +120,13 @@ class FakeRasa:
     def _confirm(self, trigger: Trigger) -> bool:
         with session_scope(self.database_url) as session:
             return (
-                confirm_delivery(session, trigger.outreach_id, trigger.sender_id, datetime.now(UTC))
+                confirm_delivery(
+                    session,
+                    trigger.outreach_id,
+                    trigger.sender_id,
+                    trigger.intent.removeprefix("EXTERNAL_"),
+                    datetime.now(UTC),
+                )
                 is not None
             )
 

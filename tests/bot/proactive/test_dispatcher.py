@@ -464,10 +464,11 @@ def test_the_action_confirms_each_row_once_for_its_own_conversation(shop: str) -
 
     with session_scope(shop) as session:
         # Not approved by the throttle yet: a customer typing the trigger gets nothing.
-        assert confirm_delivery(session, outreach_id, sender, NOON) is None
+        assert confirm_delivery(session, outreach_id, sender, "outage", NOON) is None
         session.get(Outreach, outreach_id).sent_at = NOON  # type: ignore[union-attr]
     with session_scope(shop) as session:
-        assert confirm_delivery(session, outreach_id, "web:999", NOON) is None
-        assert confirm_delivery(session, outreach_id, sender, NOON) is not None
+        assert confirm_delivery(session, outreach_id, "web:999", "outage", NOON) is None
+        assert confirm_delivery(session, outreach_id, sender, "renewal", NOON) is None
+        assert confirm_delivery(session, outreach_id, sender, "outage", NOON) is not None
     with session_scope(shop) as session:
-        assert confirm_delivery(session, outreach_id, sender, NOON) is None
+        assert confirm_delivery(session, outreach_id, sender, "outage", NOON) is None
