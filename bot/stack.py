@@ -169,6 +169,8 @@ class StackConfig:
     rasa_port: int = 5005
     action_port: int = 5055
     app_port: int = 8000
+    # proactive: the worker's health endpoint.
+    worker_port: int = 8001
     lock_store: str = "in_memory"
     extra_env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
@@ -187,6 +189,10 @@ class StackConfig:
     def app_url(self) -> str:
         return f"http://{self.host}:{self.app_port}"
 
+    @property
+    def worker_url(self) -> str:
+        return f"http://{self.host}:{self.worker_port}"
+
     def env(self) -> dict[str, str]:
         return {
             **self.secrets,
@@ -197,6 +203,7 @@ class StackConfig:
             "HERALD_APP_HOST": self.host,
             "HERALD_APP_PORT": str(self.app_port),
             "HERALD_APP_URL": self.app_url,
+            "HERALD_WORKER_PORT": str(self.worker_port),
             "HERALD_LOCK_STORE": self.lock_store,
             "HERALD_REDIS_HOST": os.environ.get("HERALD_REDIS_HOST", "127.0.0.1"),
             "HERALD_REDIS_PORT": os.environ.get("HERALD_REDIS_PORT", "6379"),
@@ -218,6 +225,8 @@ class Stack:
         self._spawn("actions", action_server_command(self.config.action_port), env)
         self._spawn("rasa", rasa_command(self.config, self.config.rasa_port), rasa_env(env))
         self._spawn("app", [str(APP_PYTHON), "-m", "bot.cli", "serve-api"], env)
+        # proactive: the dispatch loop and scans, delivering through Rasa's API.
+        self._spawn("worker", [str(APP_PYTHON), "-m", "bot.cli", "worker"], env)
         self.wait_ready(self.config.ready_timeout_seconds)
 
     def _spawn(self, name: str, command: list[str], env: Mapping[str, str]) -> None:
@@ -240,6 +249,7 @@ class Stack:
             "actions": f"{self.config.action_url}/health",
             "rasa": f"{self.config.rasa_url}/status?token={api_token}",
             "app": f"{self.config.app_url}/health",
+            "worker": f"{self.config.worker_url}/health",
         }
 
     def wait_ready(self, timeout: float = 180.0) -> None:

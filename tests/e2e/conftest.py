@@ -21,6 +21,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+# proactive: the worker runs the production policy but for what a test cannot wait for.
+PROACTIVE_ENV = {"HERALD_PROACTIVE_POLICY": str(Path(__file__).with_name("proactive_policy.yml"))}
+
+
 @pytest.fixture(scope="session")
 def trained_model() -> Path:
     """The model `make run` uses; Rasa retrains only if data, domain or config changed."""
@@ -54,6 +58,7 @@ def herald(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     config = StackConfig(
         database_url=database_url, var_dir=var_dir, secrets=ensure_local_secrets(var_dir),
         model=trained_model, rasa_port=free_port(), action_port=free_port(), app_port=free_port(),
+        worker_port=free_port(), extra_env=PROACTIVE_ENV,
     )
     with running_stack(config) as stack:
         yield Herald(stack, database_url)
