@@ -5,10 +5,12 @@ from __future__ import annotations
 import hmac
 import logging
 import warnings
+from http import HTTPStatus
 from typing import Any
 
 import pluggy
 from sanic import Sanic, response
+from sanic.exceptions import SanicException
 from sanic.request import Request
 
 from bot.logging import install as install_logging
@@ -61,7 +63,14 @@ def attach_sanic_app_extensions(app: Sanic[Any, Any]) -> None:
         return None
 
     async def opaque_error(request: Request, exception: Exception) -> Any:
+        if isinstance(exception, SanicException):
+            # Not found, bad JSON and the like: say which, never what was sent.
+            status = exception.status_code
+            return response.json({"error": HTTPStatus(status).phrase.lower()}, status=status)
         logger.error("action server error on %s", request.path, exc_info=exception)
         return response.json({"error": "internal error"}, status=500)
 
-    app.error_handler.add(Exception, opaque_error)
+    # rasa-sdk registers a catch-all handler that answers with the request body (the whole
+    # tracker); ours replaces it. Sanic refuses a second handler for the same exception
+    # through add(), so the entry is overwritten in place.
+    app.error_handler.cached_handlers[(Exception, None)] = opaque_error
