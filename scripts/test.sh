@@ -15,11 +15,20 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+# The scale-out tests put Debian's nginx in front of several Rasa replicas.
+deploy/install-nginx.sh
+
 echo "== ruff"
 .venv/bin/ruff check bot actions connectors rasa_sdk_plugins tests benchmarks
 echo "== mypy"
 .venv/bin/mypy
 echo "== rasa data validate"
 .venv/bin/python scripts/validate.py
+echo "== conversation tests (rasa test core)"
+# Trains only if data, domain or config changed; the end-to-end tests reuse the model.
+.venv/bin/python -c "from bot.stack import train_model; train_model()"
+PYTHONPATH=. SQLALCHEMY_SILENCE_UBER_WARNING=1 RASA_TELEMETRY_ENABLED=false \
+  .venv-rasa/bin/rasa test core --stories tests/conversations --fail-on-prediction-errors \
+  --model models/herald.tar.gz --out var/results
 echo "== pytest"
 .venv/bin/pytest "$@"
