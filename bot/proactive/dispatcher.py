@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.db import session_scope
@@ -124,22 +124,42 @@ class Dispatcher:
         self.health = _Health()
         # Platforms Rasa could not deliver to lately (channel not enabled), until when.
         self._unavailable: dict[Platform, float] = {}
+        # Deliveries in flight per platform, shared by every batch of this worker.
+        self._slots = {
+            platform: asyncio.Semaphore(policy.dispatcher.concurrency) for platform in Platform
+        }
 
     # -- the cycle --------------------------------------------------------------------
 
     async def run_once(self) -> DispatchStats:
         """Claim one batch of due rows and see each through to a recorded decision."""
+        approved, stats = await self.prepare()
+        await self.deliver(approved, stats)
+        return stats
+
+    async def prepare(self) -> tuple[list[Approved], DispatchStats]:
+        """Claim a batch and decide each row; what the throttle let through comes back."""
         stats = DispatchStats()
         claimed = await asyncio.to_thread(self._claim)
         stats.claimed = len(claimed)
+        approved: list[Approved] = []
         if claimed:
             routes = await asyncio.to_thread(self._route, claimed)
             activity = await self._activity(claimed, routes)
             approved = await asyncio.to_thread(self._decide, claimed, routes, activity, stats)
+        if not approved:
+            self._finish_cycle(stats)
+        return approved, stats
+
+    async def deliver(self, approved: list[Approved], stats: DispatchStats) -> None:
+        """Deliver a prepared batch (paced per platform) and record each result."""
+        if approved:
             await self._deliver_all(approved, stats)
+            self._finish_cycle(stats)
+
+    def _finish_cycle(self, stats: DispatchStats) -> None:
         self.health.last_cycle_at = self.clock()
         self.health.totals.add(stats)
-        return stats
 
     async def run_until_idle(self, max_cycles: int = 10_000) -> DispatchStats:
         """Dispatch until nothing is due (for `herald dispatch` and tests)."""
@@ -366,13 +386,12 @@ class Dispatcher:
     # -- phase 4: delivery ------------------------------------------------------------
 
     async def _deliver_all(self, approved: list[Approved], stats: DispatchStats) -> None:
-        limit = asyncio.Semaphore(self.policy.dispatcher.concurrency)
-
         async def deliver(item: Approved) -> None:
-            # Pace before taking a connection slot, so one slow platform does not starve
-            # the others of slots.
-            await self.pacer.wait_turn(item.route.platform, item.route.sender_id)
-            async with limit:
+            # A request waits for a slot of its platform first and is paced after, so it
+            # goes out the moment its turn comes: pacing and then queueing for a slot
+            # would let requests bunch up. One slow platform holds only its own slots.
+            async with self._slots[item.route.platform]:
+                await self.pacer.wait_turn(item.route.platform, item.route.sender_id)
                 result = await self.delivery.trigger(
                     DeliveryTarget(
                         item.route.sender_id,
@@ -394,7 +413,43 @@ class Dispatcher:
                 )
             await asyncio.to_thread(self._record_result, item, result, stats)
 
-        await asyncio.gather(*(deliver(item) for item in approved))
+        # Rows wait for their turn with the pacer: keep their claim alive meanwhile, so no
+        # other worker mistakes a long paced queue for a dead worker.
+        waiting = {item.outreach_id for item in approved}
+        keeper = asyncio.create_task(self._keep_leases(waiting))
+
+        async def deliver_and_release(item: Approved) -> None:
+            try:
+                await deliver(item)
+            finally:
+                waiting.discard(item.outreach_id)
+
+        try:
+            await asyncio.gather(*(deliver_and_release(item) for item in approved))
+        finally:
+            keeper.cancel()
+
+    async def _keep_leases(self, waiting: set[int]) -> None:
+        interval = self.policy.dispatcher.lease.total_seconds() / 3
+        while waiting:
+            await asyncio.sleep(interval)
+            if waiting:
+                await asyncio.to_thread(self._extend_leases, sorted(waiting))
+
+    def _extend_leases(self, outreach_ids: list[int]) -> None:
+        with session_scope(self.database_url) as session:
+            until = self.clock() + self.policy.dispatcher.lease
+            for part in chunks(outreach_ids):
+                session.execute(
+                    update(Outreach)
+                    .where(
+                        Outreach.id.in_(part),
+                        Outreach.claimed_by == self.worker_id,
+                        Outreach.state == OutreachState.SENDING,
+                    )
+                    .values(lease_until=until)
+                    .execution_options(synchronize_session=False)
+                )
 
     def backoff(self, attempts: int, retry_after: float | None) -> timedelta:
         """Exponential backoff with jitter; never sooner than the platform asked."""

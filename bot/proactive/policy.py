@@ -138,6 +138,8 @@ class DispatchPolicy:
     poll_interval: timedelta
     lease: timedelta
     concurrency: int
+    # Batches decided ahead while earlier ones are still being delivered.
+    batches_in_flight: int
     request_timeout: timedelta
     max_attempts: int
     backoff_base: timedelta
@@ -286,6 +288,9 @@ def policy_from_dict(raw: dict[str, Any]) -> Policy:
             ),
             lease=parse_duration(dispatcher.get("lease"), "dispatcher.lease"),
             concurrency=_positive_int(dispatcher.get("concurrency"), "dispatcher.concurrency"),
+            batches_in_flight=_positive_int(
+                dispatcher.get("batches_in_flight", 2), "dispatcher.batches_in_flight"
+            ),
             request_timeout=parse_duration(
                 dispatcher.get("request_timeout"), "dispatcher.request_timeout"
             ),

@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.db import session_scope
 from bot.proactive.delivery import RasaDelivery
-from bot.proactive.dispatcher import Dispatcher, utc_now
+from bot.proactive.dispatcher import Approved, Dispatcher, DispatchStats, utc_now
 from bot.proactive.outbox import pending_count
 from bot.proactive.policy import Policy, load_policy
 from bot.proactive.scans import run_scans
@@ -49,16 +49,38 @@ class Worker:
         self.stopping = asyncio.Event()
 
     async def dispatch_forever(self) -> None:
+        """Prepare the next batch while the last one is still being delivered.
+
+        Deliveries are paced, so a batch takes a while; deciding the next one meanwhile
+        keeps the pacer's queue full and the platform at its allowed rate. Every batch
+        shares one pacer, so overlapping batches never send faster together.
+        """
         idle = self.policy.dispatcher.poll_interval.total_seconds()
+        in_flight: set[asyncio.Task[None]] = set()
         while not self.stopping.is_set():
+            if len(in_flight) >= self.policy.dispatcher.batches_in_flight:
+                _, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                continue
             try:
-                stats = await self.dispatcher.run_once()
+                approved, stats = await self.dispatcher.prepare()
             except (SQLAlchemyError, OSError) as error:
                 logger.error("dispatch cycle failed, retrying shortly: %s", error)
                 stats = None
+            if stats is not None and approved:
+                task = asyncio.create_task(self._deliver(approved, stats))
+                in_flight.add(task)
             if stats is None or stats.claimed == 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), idle)
+        if in_flight:
+            await asyncio.wait(in_flight)
+
+    async def _deliver(self, approved: list[Approved], stats: DispatchStats) -> None:
+        try:
+            await self.dispatcher.deliver(approved, stats)
+        except (SQLAlchemyError, OSError) as error:
+            # The rows stay claimed; another cycle takes them over once their lease ends.
+            logger.error("delivering a batch failed: %s", error)
 
     async def scan_forever(self) -> None:
         interval = self.policy.scans.interval.total_seconds()
@@ -98,6 +120,14 @@ class Worker:
             "last_scan_at": self.last_scan_at.isoformat() if self.last_scan_at else None,
             "outreach_waiting": waiting,
             "totals": asdict(self.dispatcher.health.totals),
+            # Per platform: messages sent and the most in any one second, as sent.
+            "pacing": {
+                platform.value: {
+                    "sent": count,
+                    "busiest_second": self.dispatcher.pacer.busiest_second.get(platform, 0),
+                }
+                for platform, count in self.dispatcher.pacer.sent.items()
+            },
         }
         return web.json_response(body, status=503 if stalled else 200)
 

@@ -7,13 +7,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from proactive_fakes import FakeRasa
+from proactive_fakes import FakeRasa, free_port
 from proactive_shop import add_customer, add_order
 from sqlalchemy import select
 
@@ -33,29 +34,42 @@ dispatcher: {batch_size: 10, concurrency: 2, lease: 2s, poll_interval: 0.2s}
 """
 
 
-def affected_customers(url: str, policy: Policy, count: int) -> list[int]:
-    """`count` camera owners in web chat, and an outage that hits all of them, just now.
-
-    The workers run on the real clock, so the outage is stamped with it too.
-    """
-    now = datetime.now(UTC)
+def camera_owners(url: str, count: int) -> None:
+    """`count` customers in web chat with a camera at home."""
     with session_scope(url) as session:
         for index in range(count):
             customer = add_customer(session, f"Customer {index}")
-            add_order(session, customer, ("indoor_camera",), status=OrderStatus.DELIVERED, at=now)
+            add_order(
+                session,
+                customer,
+                ("indoor_camera",),
+                status=OrderStatus.DELIVERED,
+                at=datetime.now(UTC),
+            )
+
+
+def outage_now(url: str, policy: Policy) -> list[int]:
+    """An outage that hits every camera owner, stamped with the real clock the workers use."""
+    now = datetime.now(UTC)
+    with session_scope(url) as session:
         body = {"kind": "outage.opened", "data": {"services": ["camera-cloud"], "title": "Down"}}
         ingest_event(session, parse_event(body), policy=policy, now=now, source="test")
     with session_scope(url) as session:
         return list(session.scalars(select(Outreach.id).order_by(Outreach.id)))
 
 
+def affected_customers(url: str, policy: Policy, count: int) -> list[int]:
+    camera_owners(url, count)
+    return outage_now(url, policy)
+
+
 @pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[Callable[[str, FakeRasa], subprocess.Popen[bytes]]]:
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     policy_file = tmp_path / "policy.yml"
     policy_file.write_text(WORKER_POLICY)
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(url: str, fake: FakeRasa) -> subprocess.Popen[bytes]:
+    def start(url: str, fake: FakeRasa, health_port: int | None = None) -> subprocess.Popen[bytes]:
         env = {
             **os.environ,
             "HERALD_DATABASE_URL": url,
@@ -66,8 +80,9 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[str, FakeRasa], subproces
             "HERALD_VAR_DIR": str(tmp_path),
         }
         log = (tmp_path / f"worker-{len(started)}.log").open("wb")
+        health = ["--port", str(health_port)] if health_port else ["--no-health"]
         process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "worker", "--no-health"],
+            [sys.executable, "-m", "bot.cli", "worker", *health],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=log,
@@ -81,6 +96,14 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[str, FakeRasa], subproces
         if process.poll() is None:
             process.terminate()
             process.wait(15)
+
+
+def responds(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            return bool(reply.status == 200)
+    except OSError:
+        return False
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 90.0) -> None:
@@ -99,7 +122,7 @@ def states(url: str) -> Counter[OutreachState]:
 def test_a_worker_killed_mid_batch_and_restarted_delivers_each_message_once(
     shop: str,
     policy: Policy,
-    start_worker: Callable[[str, FakeRasa], subprocess.Popen[bytes]],
+    start_worker: Callable[..., subprocess.Popen[bytes]],
 ) -> None:
     ids = affected_customers(shop, policy, 40)
     fake = FakeRasa(shop, delay=0.15).start()
@@ -136,13 +159,17 @@ def test_a_worker_killed_mid_batch_and_restarted_delivers_each_message_once(
 def test_two_workers_on_postgresql_never_send_the_same_row(
     shop: str,
     policy: Policy,
-    start_worker: Callable[[str, FakeRasa], subprocess.Popen[bytes]],
+    start_worker: Callable[..., subprocess.Popen[bytes]],
 ) -> None:
-    ids = affected_customers(shop, policy, 120)
+    camera_owners(shop, 120)
     fake = FakeRasa(shop, delay=0.02).start()
     try:
-        start_worker(shop, fake)
-        start_worker(shop, fake)
+        # Both workers are up and polling before the outage arrives, so both get a share.
+        ports = [free_port(), free_port()]
+        for port in ports:
+            start_worker(shop, fake, port)
+        wait_until(lambda: all(responds(f"http://127.0.0.1:{port}/health") for port in ports))
+        ids = outage_now(shop, policy)
         wait_until(lambda: states(shop)[OutreachState.SENT] == len(ids))
     finally:
         fake.stop()

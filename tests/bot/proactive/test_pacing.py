@@ -34,6 +34,8 @@ async def test_telegram_gets_at_most_thirty_a_second_and_nearly_that() -> None:
         time.sends.append(time.now)
 
     assert most_in_any_window(time.sends) <= 30
+    assert pacer.busiest_second[Platform.TELEGRAM] <= 30
+    assert pacer.sent[Platform.TELEGRAM] == 300
     rate = (len(time.sends) - 1) / (time.sends[-1] - time.sends[0])
     assert rate >= 0.9 * 30
 
