@@ -1,9 +1,9 @@
 """Scale-out mode: PostgreSQL, Redis locks and several replicas of each server behind nginx.
 
 The same code as the embedded stack, configured differently: Rasa keeps conversations in
-PostgreSQL and locks them in Redis, so any replica can serve any message; socket.io rooms
-are shared through Redis, so a proactive message reaches the browser whichever replica sent
-it; nginx spreads traffic over the Rasa replicas and over the action servers.
+PostgreSQL and locks them in Redis, so any replica can serve any message; socket.io emits
+go through Redis, so a proactive message reaches the browser whichever replica sent it;
+nginx spreads traffic over the Rasa replicas and over the action servers.
 """
 
 from __future__ import annotations
@@ -91,10 +91,7 @@ class ScaleConfig(StackConfig):
     def from_settings(
         cls, settings: Settings, secrets: dict[str, str], model: Path | None = None
     ) -> ScaleConfig:
-        """What `herald up --scale` runs: ports next to the embedded defaults."""
-        base = StackConfig(
-            database_url=settings.database_url, var_dir=settings.var_dir, secrets=secrets
-        )
+        """What `herald up --scale` runs: nginx on the embedded ports, replicas next to them."""
         return cls(
             database_url=settings.database_url,
             var_dir=settings.var_dir,
@@ -102,10 +99,10 @@ class ScaleConfig(StackConfig):
             model=model or MODELS_DIR / f"{MODEL_NAME}.tar.gz",
             app_port=settings.app_port,
             rasa_replica_ports=[
-                base.rasa_port + REPLICA_PORT_OFFSET + i for i in range(settings.rasa_replicas)
+                cls.rasa_port + REPLICA_PORT_OFFSET + i for i in range(settings.rasa_replicas)
             ],
             action_server_ports=[
-                base.action_port + REPLICA_PORT_OFFSET + i for i in range(settings.action_servers)
+                cls.action_port + REPLICA_PORT_OFFSET + i for i in range(settings.action_servers)
             ],
             worker_ports=[settings.worker_port + i for i in range(settings.dispatchers)],
             redis_host=settings.redis_host,
