@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import smtplib
 import ssl
@@ -60,4 +61,6 @@ def _deliver(settings: Settings, message: EmailMessage) -> None:
 
 def send_link_code(settings: Settings, to: str, code: str, valid_for: timedelta) -> Future[None]:
     """Queue the code email; the future completes when the SMTP server accepted it."""
-    return _senders.submit(_deliver, settings, link_code_message(settings, to, code, valid_for))
+    message = link_code_message(settings, to, code, valid_for)
+    # The conversation's correlation id goes along to the sending thread's log lines.
+    return _senders.submit(contextvars.copy_context().run, _deliver, settings, message)
