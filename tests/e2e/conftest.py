@@ -13,6 +13,10 @@ from bot.db import migrate, session_scope
 from bot.db.demo import load_demo_data
 from bot.identity.tokens import sign_customer_token
 from bot.stack import Stack, StackConfig, ensure_local_secrets, running_stack, train_model
+from tests.fakes.channels import channel_env
+from tests.fakes.slack import FakeSlack
+from tests.fakes.telegram import FakeTelegram
+from tests.mailbox import Mailbox, running_mailbox
 
 
 def free_port() -> int:
@@ -35,6 +39,11 @@ def trained_model() -> Path:
 class Herald:
     stack: Stack
     database_url: str
+    # channels: the fake platforms the stack's Telegram and Slack channels talk to.
+    telegram: FakeTelegram
+    slack: FakeSlack
+    # identity: the SMTP server link codes are sent through.
+    mailbox: Mailbox
 
     @property
     def config(self) -> StackConfig:
@@ -55,10 +64,18 @@ def herald(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     migrate(database_url)
     with session_scope(database_url) as session:
         load_demo_data(session)
-    config = StackConfig(
-        database_url=database_url, var_dir=var_dir, secrets=ensure_local_secrets(var_dir),
-        model=trained_model, rasa_port=free_port(), action_port=free_port(), app_port=free_port(),
-        worker_port=free_port(), extra_env=PROACTIVE_ENV,
-    )
-    with running_stack(config) as stack:
-        yield Herald(stack, database_url)
+    telegram, slack = FakeTelegram().start_in_thread(), FakeSlack().start_in_thread()
+    try:
+        with running_mailbox() as mailbox:
+            smtp = {"HERALD_SMTP_HOST": mailbox.host, "HERALD_SMTP_PORT": str(mailbox.port)}
+            config = StackConfig(
+                database_url=database_url, var_dir=var_dir, secrets=ensure_local_secrets(var_dir),
+                model=trained_model, rasa_port=free_port(), action_port=free_port(),
+                app_port=free_port(), worker_port=free_port(),
+                extra_env={**channel_env(telegram, slack), **smtp, **PROACTIVE_ENV},
+            )
+            with running_stack(config) as stack:
+                yield Herald(stack, database_url, telegram, slack, mailbox)
+    finally:
+        telegram.stop()
+        slack.stop()
