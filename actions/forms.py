@@ -347,6 +347,10 @@ def owned_order(turn: FormTurn, value: Any, slot: str = "order_number") -> Order
     """The customer's order named by `value`; otherwise the unknown-number reply, exactly
     as for a number nobody has, so another customer's order is indistinguishable."""
     text = _free_text(value)
+    if looks_like_card_number(text):
+        # Never echo it back as "order 4111 1111 ...".
+        turn.dispatcher.utter_message(response="utter_no_card_numbers")
+        return None
     if not any(ch.isdigit() for ch in text):
         # "yes" or "the blue one" is not a wrong number, just not a number at all.
         turn.dispatcher.utter_message(response="utter_not_an_order_number")

@@ -176,6 +176,16 @@ def test_an_answer_without_a_number_is_asked_for_the_number(
     assert result.slot("order_number") is None
 
 
+@pytest.mark.parametrize(("action", "form"), ORDER_FORMS)
+def test_a_card_number_for_an_order_number_is_refused_not_echoed(
+    live_shop: str, action: Action, form: str
+) -> None:
+    order = an_order(live_shop, OrderStatus.PAID)
+    result = answer_order_number(action, form, order.sender, "4111 1111 1111 1111", entity=False)
+    assert result.responses == ["utter_no_card_numbers"]
+    assert "4111" not in str(result.messages)
+
+
 @pytest.mark.parametrize(
     ("action", "form", "intent"),
     [
