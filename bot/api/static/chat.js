@@ -17,6 +17,7 @@
   const TYPING_TIMEOUT_MS = 20000;
 
   let socket = null;
+  let generation = 0;  // which start() is current: picking again abandons the older one
   let token = null;
   let everConnected = false;
   let loadingHistory = false;
@@ -218,14 +219,21 @@
 
   // --- the connection ---------------------------------------------------------------------------
 
+  function hangUp() {
+    if (socket) { socket.removeAllListeners(); socket.io.removeAllListeners(); socket.disconnect(); }
+    socket = null;
+  }
+
   async function start(newToken) {
-    if (socket) { socket.removeAllListeners(); socket.disconnect(); }
+    const mine = ++generation;
+    hangUp();
     token = newToken;
     everConnected = false;
     showTyping(false);
     list.replaceChildren();
     setStatus("connecting", "Connecting");
     await loadHistory();
+    if (mine !== generation) return;  // the customer picked someone else meanwhile
     showQueued();
     socket = io(config.rasaUrl, {
       path: "/socket.io",
