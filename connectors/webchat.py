@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, Sanic, response
@@ -14,6 +14,7 @@ from socketio import AsyncServer
 
 from connectors.identity import customer_token_secret, web_sender_id
 from connectors.limits import MAX_MESSAGE_CHARS, TOO_LONG_REPLY, clean_text
+from connectors.messages import OutgoingMessage, webchat_payload
 
 logger = logging.getLogger(__name__)
 
@@ -34,31 +35,14 @@ class WebChatOutput(OutputChannel):
     async def _emit(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
         await self.sio.emit(BOT_EVENT, message, room=recipient_id)
 
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        """One `bot_uttered` per bot message: text with its quick replies, image and links."""
+        payload = webchat_payload(OutgoingMessage.from_rasa(message))
+        if payload:
+            await self._emit(recipient_id, payload)
+
     async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
-        await self._emit(recipient_id, {"text": text})
-
-    async def send_text_with_buttons(
-        self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]], **kwargs: Any
-    ) -> None:
-        quick_replies = [{"title": b["title"], "payload": b["payload"]} for b in buttons]
-        await self._emit(recipient_id, {"text": text, "quick_replies": quick_replies})
-
-    async def send_image_url(self, recipient_id: Text, image: Text, **kwargs: Any) -> None:
-        await self._emit(recipient_id, {"image": image})
-
-    async def send_elements(
-        self, recipient_id: Text, elements: Iterable[Dict[Text, Any]], **kwargs: Any
-    ) -> None:
-        for element in elements:
-            await self._emit(
-                recipient_id,
-                {"text": element.get("title", ""), "link": element.get("default_action", {})},
-            )
-
-    async def send_custom_json(
-        self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any
-    ) -> None:
-        await self._emit(recipient_id, {"custom": json_message})
+        await self.send_response(recipient_id, {"text": text})
 
 
 class _SocketBlueprint(Blueprint):
