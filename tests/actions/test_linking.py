@@ -59,9 +59,7 @@ def shop(
 def customer_without_chat(url: str, index: int = 0) -> tuple[int, str]:
     """(id, email) of a demo customer who has linked neither Telegram nor Slack."""
     with session_scope(url) as session:
-        linked = select(ChannelIdentity.customer_id).where(
-            ChannelIdentity.platform != Platform.WEB
-        )
+        linked = select(ChannelIdentity.customer_id).where(ChannelIdentity.platform != Platform.WEB)
         customers = session.scalars(
             select(Customer).where(Customer.id.not_in(linked)).order_by(Customer.id)
         ).all()
@@ -159,8 +157,7 @@ def test_an_unknown_email_gets_the_same_reply_and_no_email(shop: str, mailbox: M
 
     assert shape(unknown) == shape(known)
     assert unknown.events == [
-        {**e, "value": "x***@example.com"} if e["name"] == "link_email" else e
-        for e in known.events
+        {**e, "value": "x***@example.com"} if e["name"] == "link_email" else e for e in known.events
     ]
     mailbox.wait_for(email)
     mailbox.settle()
