@@ -8,12 +8,16 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.db import session_scope
 from bot.proactive.events import EventError, EventKind, parse_event
 from bot.proactive.policy import PolicyError, load_policy, parse_duration
 from bot.settings import get_settings
+
+if TYPE_CHECKING:
+    from bot.proactive.dispatcher import DispatchStats
+    from bot.proactive.worker import Worker
 
 # `herald event <name>`: the event kind it sends, and its options -> data fields.
 EVENT_COMMANDS: dict[str, tuple[EventKind, str]] = {
@@ -173,18 +177,17 @@ def event_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _worker_parts() -> tuple[Any, Any]:
+def _worker() -> Worker:
     from bot.proactive.worker import Worker
 
-    settings = get_settings()
-    return settings, Worker(settings)
+    return Worker(get_settings())
 
 
 def dispatch_command(args: argparse.Namespace) -> int:
     """Deliver what is due now (until nothing is due, or one batch with --once)."""
-    _, worker = _worker_parts()
+    worker = _worker()
 
-    async def run() -> Any:
+    async def run() -> DispatchStats:
         try:
             if args.once:
                 return await worker.dispatcher.run_once()
@@ -199,7 +202,8 @@ def dispatch_command(args: argparse.Namespace) -> int:
 
 def worker_command(args: argparse.Namespace) -> int:
     """Run the proactive worker: dispatch loop and periodic scans, until stopped."""
-    settings, worker = _worker_parts()
+    worker = _worker()
+    settings = worker.settings
     port = None if args.no_health else (args.port or settings.worker_port)
 
     async def run() -> None:

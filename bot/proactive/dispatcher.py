@@ -380,8 +380,9 @@ class Dispatcher:
     def _finish(session: Session, row: Outreach, state: OutreachState, now: datetime) -> None:
         row.state = state
         row.claimed_by, row.lease_until = None, None
-        if state is not OutreachState.SENT:
-            row.sent_at = None if state is not OutreachState.DEAD else row.sent_at
+        if state in (OutreachState.SUPPRESSED, OutreachState.EXPIRED):
+            # Never went out, so it does not count against caps or cooldowns.
+            row.sent_at = None
 
     # -- phase 4: delivery ------------------------------------------------------------
 

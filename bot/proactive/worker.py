@@ -45,6 +45,8 @@ class Worker:
             delivery=self.delivery,
             tracker_url=settings.tracker_database_url or settings.database_url,
         )
+        if not settings.rasa_api_token:
+            logger.error("HERALD_RASA_API_TOKEN is not set: Rasa will refuse every delivery")
         self.last_scan_at: datetime | None = None
         self.stopping = asyncio.Event()
 
