@@ -43,9 +43,14 @@ def verified_customer(session: Session, sender_id: str) -> Customer | None:
         return None
     if identity.platform is Platform.WEB:
         # Web chat ids are minted only from a verified shop token; no linking step exists.
-        if not identity.external_id.isdigit():
+        # Only the canonical form the connectors mint ("web:42"): no "web:042", no "web:４２".
+        external_id = identity.external_id
+        if (
+            not (external_id.isascii() and external_id.isdigit())
+            or str(int(external_id)) != external_id
+        ):
             return None
-        customer = session.get(Customer, int(identity.external_id))
+        customer = session.get(Customer, int(external_id))
         return customer if customer is not None and customer.forgotten_at is None else None
     row = session.scalar(
         select(ChannelIdentity).where(

@@ -82,6 +82,9 @@ def shop(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         ("web:anon-abcdef12", None),
         ("web:-1", None),
         ("web:1.0", None),
+        ("web:01", None),
+        ("web:\uff11", None),  # a full-width digit one
+        ("web:1 ", None),
         ("telegram:999", None),
         ("sms:1", None),
         ("1", None),
