@@ -74,7 +74,10 @@ def test_no_token_says_what_to_set(
     [
         ("https://x.example", "https://x.example/webhooks/telegram/webhook"),
         ("https://x.example/rasa/", "https://x.example/rasa/webhooks/telegram/webhook"),
-        ("https://x.example/webhooks/telegram/webhook", "https://x.example/webhooks/telegram/webhook"),
+        (
+            "https://x.example/webhooks/telegram/webhook",
+            "https://x.example/webhooks/telegram/webhook",
+        ),
     ],
 )
 def test_webhook_url_completes_a_base_url(given: str, expected: str) -> None:
