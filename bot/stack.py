@@ -188,7 +188,8 @@ class StackConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
     # Loading the model takes Rasa seconds on an idle machine, minutes on a busy one.
-    ready_timeout_seconds: float = 180.0
+    # Loading the model takes minutes on a busy 2-core machine; a slow start is not a failure.
+    ready_timeout_seconds: float = 600.0
 
     @property
     def rasa_url(self) -> str:
@@ -265,7 +266,7 @@ class Stack:
             "worker": f"{self.config.worker_url}/health",
         }
 
-    def wait_ready(self, timeout: float = 180.0) -> None:
+    def wait_ready(self, timeout: float = 600.0) -> None:
         checks = self.health_checks()
         deadline = time.monotonic() + timeout
         pending = {name: url for name, url in checks.items() if name in self.processes}

@@ -32,7 +32,10 @@ async def client() -> AsyncIterator[TestClient]:
     [
         {},
         {"Authorization": "Bearer not-a-token"},
-        {"Authorization": "Bearer " + sign_customer_token(7, "another-secret-0123456789abcdef-0123")},
+        {
+            "Authorization": "Bearer "
+            + sign_customer_token(7, "another-secret-0123456789abcdef-0123")
+        },
         {"X-Herald-Anonymous-Id": "short"},
         {"X-Herald-Anonymous-Id": "../../conversations/web:7"},
         # A bad token is refused, never downgraded to the anonymous conversation.
