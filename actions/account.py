@@ -43,25 +43,13 @@ class ActionCreateAccount(PolicyAnswer):
         return []
 
 
-class ActionRegistrationProblems(PolicyAnswer):
+class ActionRegistrationProblems(ActionCreateAccount):
+    """Sign-up trouble: the same reminder as create_account that they already have one."""
+
     policy_response = "utter_registration_problems"
 
     def name(self) -> str:
         return "action_registration_problems"
-
-    def add_for_customer(
-        self,
-        session: Session,
-        customer: Customer,
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-    ) -> EventList:
-        dispatcher.utter_message(
-            response="utter_already_have_account",
-            email=mask_email(customer.email),
-            since=local_day(customer.created_at, customer.timezone),
-        )
-        return []
 
 
 class ActionRecoverPassword(PolicyAnswer):
