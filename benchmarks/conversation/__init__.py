@@ -1,0 +1,1 @@
+"""Conversation latency and throughput: Herald embedded, Herald scale-out and plain Rasa."""

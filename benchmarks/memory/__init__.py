@@ -1,0 +1,1 @@
+"""Peak resident memory of every process of each stack under conversation load."""
