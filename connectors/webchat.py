@@ -10,7 +10,7 @@ from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
-from socketio import AsyncServer
+from socketio import AsyncRedisManager, AsyncServer
 
 from connectors.identity import customer_token_secret, web_sender_id
 from connectors.limits import MAX_MESSAGE_CHARS, TOO_LONG_REPLY, clean_text
@@ -43,6 +43,18 @@ class WebChatOutput(OutputChannel):
 
     async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
         await self.send_response(recipient_id, {"text": text})
+
+
+def _shared_rooms() -> Optional[AsyncRedisManager]:
+    """With several Rasa replicas, emits go through Redis to every replica's open sockets.
+
+    A proactive message (trigger_intent) may be produced by a replica other than the one
+    holding the customer's socket; without this it would be emitted to nobody.
+    """
+    url = os.environ.get("HERALD_SOCKETIO_REDIS_URL")
+    if not url:
+        return None
+    return AsyncRedisManager(url, channel=os.environ.get("HERALD_SOCKETIO_CHANNEL", "socketio"))
 
 
 class _SocketBlueprint(Blueprint):
@@ -83,7 +95,11 @@ class WebChatInput(InputChannel):
         return WebChatOutput(self.sio) if self.sio is not None else None
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        sio = AsyncServer(async_mode="sanic", cors_allowed_origins=self.allowed_origins)
+        sio = AsyncServer(
+            async_mode="sanic",
+            cors_allowed_origins=self.allowed_origins,
+            client_manager=_shared_rooms(),
+        )
         self.sio = sio
         blueprint = _SocketBlueprint(sio, self.socketio_path, "webchat_socketio", __name__)
         secret = customer_token_secret()
@@ -101,7 +117,7 @@ class WebChatInput(InputChannel):
             auth = auth if isinstance(auth, dict) else {}
             sender_id = web_sender_id(auth.get("token"), auth.get("anonymous_id"), secret)
             await sio.save_session(sid, {"sender_id": sender_id})
-            sio.enter_room(sid, sender_id)
+            await sio.enter_room(sid, sender_id)
             await sio.emit(
                 "session_confirm",
                 {"sender_id": sender_id, "verified": not sender_id.startswith("web:anon-")},
