@@ -295,7 +295,8 @@ def up_scale(settings: Settings) -> int:
         signal.signal(sig, lambda *_: stopped.set())
     print(
         f"starting nginx, {len(config.rasa_replica_ports)} Rasa replicas, "
-        f"{len(config.action_server_ports)} action servers and the web server…",
+        f"{len(config.action_server_ports)} action servers, {len(config.worker_ports)} "
+        "proactive workers and the web server…",
         flush=True,
     )
     with running_scale_stack(config) as stack:
