@@ -13,6 +13,9 @@ from bot.proactive.policy import PlatformLimit
 # Stay this far under each limit: an asyncio task wakes a little late at times, and two
 # late ones must not add up to one message too many in a platform's one-second window.
 SAFETY_MARGIN = 0.05
+# Messages left unused in every window of a platform that allows many a second: the
+# platform counts arrivals, and a busy network or machine can bunch a few of them up.
+HEADROOM_MESSAGES = 1
 # Per-chat bookkeeping older than this is forgotten (an outage touches each chat once).
 CHAT_MEMORY_SECONDS = 60.0
 
@@ -31,8 +34,15 @@ class Pacer:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        # Sends allowed in any one window (a second, stretched by the margin).
+        self._per_window = {
+            platform: max(1, int(limit.per_second) - HEADROOM_MESSAGES)
+            if limit.per_second >= 10
+            else max(1, int(limit.per_second))
+            for platform, limit in limits.items()
+        }
         self._interval = {
-            platform: (1 + SAFETY_MARGIN) / limit.per_second for platform, limit in limits.items()
+            platform: (1 + SAFETY_MARGIN) / self._per_window[platform] for platform in limits
         }
         self._chat_interval = {
             platform: (1 + SAFETY_MARGIN) / limit.per_chat_per_second
@@ -40,10 +50,7 @@ class Pacer:
         }
         self._next_platform_slot: dict[Platform, float] = {}
         self._next_chat_slot: dict[tuple[Platform, str], float] = {}
-        # Sends allowed in any one window, and the actual send times of the latest ones.
-        self._per_window = {
-            platform: max(1, int(limit.per_second)) for platform, limit in limits.items()
-        }
+        # The actual send times of the latest sends, per platform.
         self._recent: dict[Platform, deque[float]] = {}
         # What was really sent, for the worker's health endpoint.
         self.sent: dict[Platform, int] = {}
