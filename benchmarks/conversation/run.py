@@ -222,6 +222,8 @@ def markdown(raw: dict[str, Any]) -> str:
         "socket.io channel switched on. Its starter project has no custom actions, so it "
         "answers the same messages without touching a database: it is the floor of what "
         "Rasa itself costs, not a like-for-like bot.",
+        "- Herald's proactive workers run with their periodic scans off, so that no burst "
+        "of renewal or maintenance notices competes with the measured conversations.",
         "- The load generators (Locust, the socket.io client) run on the same cores as the "
         "servers, and so do PostgreSQL, Redis and nginx.",
         "",

@@ -81,6 +81,19 @@ def demo_customers(database_url: str, secret: str) -> list[SimulatedCustomer]:
     ]
 
 
+def _quiet_proactive_policy(var_dir: Path) -> dict[str, str]:
+    """The production policy with the periodic scans off.
+
+    On a fresh demo shop the first scan queues a few hundred renewal and maintenance
+    notices at once; their delivery through Rasa would compete with the conversations
+    being measured. The workers still run their dispatch loop.
+    """
+    var_dir.mkdir(parents=True, exist_ok=True)
+    policy = var_dir / "proactive-policy.yml"
+    policy.write_text("scans:\n  enabled: false\n")
+    return {"HERALD_PROACTIVE_POLICY": str(policy)}
+
+
 def _load_demo_shop(database_url: str) -> None:
     migrate(database_url)
     with session_scope(database_url) as session:
@@ -89,11 +102,7 @@ def _load_demo_shop(database_url: str) -> None:
 
 @contextmanager
 def herald_embedded(work: Path, model: Path) -> Iterator[RunningSystem]:
-    """`make run`'s stack: SQLite, in-memory lock store, one process of each kind.
-
-    That includes the proactive worker, so its scans and dispatch loop run alongside the
-    conversations, as they would in production.
-    """
+    """`make run`'s stack: SQLite, in-memory lock store, one process of each kind."""
     var_dir = work / f"embedded-{uuid.uuid4().hex[:6]}"
     database_url = f"sqlite:///{var_dir / 'herald.db'}"
     _load_demo_shop(database_url)
@@ -107,6 +116,7 @@ def herald_embedded(work: Path, model: Path) -> Iterator[RunningSystem]:
         action_port=free_port(),
         app_port=free_port(),
         worker_port=free_port(),
+        extra_env=_quiet_proactive_policy(var_dir),
         ready_timeout_seconds=900,
     )
     with running_stack(config) as stack:
@@ -142,6 +152,7 @@ def herald_scale_out(
             action_server_ports=[free_port() for _ in range(2)],
             namespace=f"bench{uuid.uuid4().hex[:8]}",
             worker_ports=[free_port() for _ in range(workers)],
+            extra_env=_quiet_proactive_policy(var_dir),
             nginx_worker_processes=1,
             ready_timeout_seconds=900,
         )

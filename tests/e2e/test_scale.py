@@ -25,7 +25,7 @@ from bot.identity.tokens import sign_customer_token
 from bot.scale import ScaleConfig, ScaleStack, running_scale_stack
 from bot.stack import ensure_local_secrets
 from tests.conftest import create_postgres_database, drop_postgres_database
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import PROACTIVE_ENV, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -81,6 +81,8 @@ def scale_herald(
             action_server_ports=[free_port(), free_port()],
             worker_ports=[free_port(), free_port()],
             namespace=f"test{uuid.uuid4().hex[:10]}",
+            # Scans off: they would message the demo customers these tests talk as.
+            extra_env=PROACTIVE_ENV,
         )
         with running_scale_stack(config) as stack:
             yield ScaleHerald(stack, database_url)
