@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from bot.db import migrate, session_scope
 from bot.db.demo import load_demo_data
 from bot.settings import get_settings
+from bot.stack import train_model
 
 # PostgreSQL runs in CI (.ci/run starts it); tests create and drop their own databases.
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -80,3 +81,12 @@ def demo_settings(monkeypatch: pytest.MonkeyPatch, demo_database: str) -> Iterat
     get_settings.cache_clear()
     yield demo_database
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def trained_model() -> Path:
+    """The model `make run` uses; Rasa retrains only if data, domain or config changed.
+
+    Shared by every test that needs a model (e2e, NLU quality), so one session trains once.
+    """
+    return train_model()

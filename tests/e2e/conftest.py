@@ -12,7 +12,7 @@ import pytest
 from bot.db import migrate, session_scope
 from bot.db.demo import load_demo_data
 from bot.identity.tokens import sign_customer_token
-from bot.stack import Stack, StackConfig, ensure_local_secrets, running_stack, train_model
+from bot.stack import Stack, StackConfig, ensure_local_secrets, running_stack
 from tests.fakes.channels import channel_env
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram
@@ -27,12 +27,6 @@ def free_port() -> int:
 
 # proactive: the worker runs the production policy but for what a test cannot wait for.
 PROACTIVE_ENV = {"HERALD_PROACTIVE_POLICY": str(Path(__file__).with_name("proactive_policy.yml"))}
-
-
-@pytest.fixture(scope="session")
-def trained_model() -> Path:
-    """The model `make run` uses; Rasa retrains only if data, domain or config changed."""
-    return train_model()
 
 
 @dataclass
