@@ -226,7 +226,9 @@ def unlinked_customer(herald: Herald, nth: int) -> tuple[int, str, int]:
             ChannelIdentity.platform != Platform.WEB, ChannelIdentity.customer_id.is_not(None)
         )
         customer = session.scalars(
-            select(Customer).where(Customer.id.not_in(has_chat)).order_by(Customer.id.desc())
+            select(Customer)
+            .where(Customer.id.not_in(has_chat), Customer.forgotten_at.is_(None))
+            .order_by(Customer.id.desc())
         ).all()[nth]
         order = session.scalars(
             select(Order).where(Order.customer_id == customer.id).order_by(Order.number.desc())
