@@ -44,9 +44,21 @@ def responses_asked_by_forms() -> set[str]:
 def main() -> int:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}
     run = subprocess.run(
-        [str(ROOT / ".venv-rasa/bin/rasa"), "data", "validate", "--config", "config.yml",
-         "--domain", "domain.yml", "--data", "data"],
-        cwd=ROOT, env=env, capture_output=True, text=True,
+        [
+            str(ROOT / ".venv-rasa/bin/rasa"),
+            "data",
+            "validate",
+            "--config",
+            "config.yml",
+            "--domain",
+            "domain.yml",
+            "--data",
+            "data",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     output = run.stdout + run.stderr
     allowed = responses_used_by_actions() | responses_asked_by_forms()

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,31 +11,6 @@ from bot.settings import PROJECT_ROOT
 
 DOCS_PAGE = PROJECT_ROOT / "docs" / "benchmarks.md"
 RAW_DIR = PROJECT_ROOT / "docs" / "benchmarks"
-
-
-def machine() -> dict[str, Any]:
-    """The machine and the moment: numbers from a busy shared machine mean less."""
-    cpu = "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "platform": platform.platform(),
-        "commit": commit,
-        "load_average_1m": round(os.getloadavg()[0], 2),
-    }
 
 
 def write_raw(name: str, data: dict[str, Any]) -> Path:

@@ -29,7 +29,6 @@ from benchmarks.conversation.load import (  # noqa: E402
 )
 from benchmarks.conversation.report import (  # noqa: E402
     RAW_DIR,
-    machine,
     ms,
     table,
     write_raw,
@@ -42,6 +41,7 @@ from benchmarks.conversation.systems import (  # noqa: E402
     herald_scale_out,
     plain_rasa,
 )
+from benchmarks.machine import machine  # noqa: E402
 from bot.stack import train_model  # noqa: E402
 
 SystemFactory = Callable[[Path, Path], AbstractContextManager[RunningSystem]]

@@ -29,7 +29,6 @@ from benchmarks.conversation.load import (  # noqa: E402
 )
 from benchmarks.conversation.report import (  # noqa: E402
     RAW_DIR,
-    machine,
     table,
     write_raw,
     write_section,
@@ -41,6 +40,7 @@ from benchmarks.conversation.systems import (  # noqa: E402
     herald_scale_out,
     plain_rasa,
 )
+from benchmarks.machine import machine  # noqa: E402
 from benchmarks.memory.sampler import MB, MemorySampler  # noqa: E402
 from bot.stack import train_model  # noqa: E402
 

@@ -63,9 +63,14 @@ def herald(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         with running_mailbox() as mailbox:
             smtp = {"HERALD_SMTP_HOST": mailbox.host, "HERALD_SMTP_PORT": str(mailbox.port)}
             config = StackConfig(
-                database_url=database_url, var_dir=var_dir, secrets=ensure_local_secrets(var_dir),
-                model=trained_model, rasa_port=free_port(), action_port=free_port(),
-                app_port=free_port(), worker_port=free_port(),
+                database_url=database_url,
+                var_dir=var_dir,
+                secrets=ensure_local_secrets(var_dir),
+                model=trained_model,
+                rasa_port=free_port(),
+                action_port=free_port(),
+                app_port=free_port(),
+                worker_port=free_port(),
                 extra_env={**channel_env(telegram, slack), **smtp, **PROACTIVE_ENV},
             )
             with running_stack(config) as stack:

@@ -29,12 +29,18 @@ def shipped_order(herald: Herald) -> tuple[int, int, str, str, int]:
         ).first()
         assert other is not None
         shipment = order.shipments[-1]
-        return (order.customer_id, order.number, shipment.carrier, shipment.tracking_number,
-                other.number)
+        return (
+            order.customer_id,
+            order.number,
+            shipment.carrier,
+            shipment.tracking_number,
+            other.number,
+        )
 
 
-def say_rest(herald: Herald, text: str, token: str | None = None,
-             sender: str | None = None) -> list[dict[str, Any]]:
+def say_rest(
+    herald: Herald, text: str, token: str | None = None, sender: str | None = None
+) -> list[dict[str, Any]]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     body: dict[str, Any] = {"message": text}
     if sender:
@@ -91,8 +97,12 @@ async def _socket_conversation(herald: Herald, token: str, text: str) -> tuple[d
     confirmed: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
     client.on("session_confirm", lambda data: confirmed.done() or confirmed.set_result(data))
     client.on("bot_uttered", replies.put_nowait)
-    await client.connect(herald.config.rasa_url, auth={"token": token},
-                         socketio_path="/socket.io", transports=["websocket"])
+    await client.connect(
+        herald.config.rasa_url,
+        auth={"token": token},
+        socketio_path="/socket.io",
+        transports=["websocket"],
+    )
     try:
         session = await asyncio.wait_for(confirmed, 10)
         await client.emit("user_uttered", {"message": text, "session_id": "web:1"})
