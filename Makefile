@@ -29,7 +29,7 @@ test-fast: setup
 	@$(APP)/pytest -m "not e2e" -q
 
 lint: setup
-	@$(APP)/ruff check bot actions connectors rasa_sdk_plugins tests benchmarks
+	@$(APP)/ruff check bot actions connectors rasa_sdk_plugins rasa_components tests benchmarks
 	@$(APP)/ruff format --check bot actions connectors rasa_sdk_plugins tests benchmarks
 
 typecheck: setup

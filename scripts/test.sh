@@ -19,7 +19,7 @@ fi
 deploy/install-nginx.sh
 
 echo "== ruff"
-.venv/bin/ruff check bot actions connectors rasa_sdk_plugins tests benchmarks
+.venv/bin/ruff check bot actions connectors rasa_sdk_plugins rasa_components tests benchmarks
 echo "== mypy"
 .venv/bin/mypy
 echo "== rasa data validate"
