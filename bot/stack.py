@@ -93,16 +93,15 @@ def training_inputs_digest() -> str:
     return digest.hexdigest()
 
 
+# The project Rasa trains and validates, as `rasa` command-line arguments (cwd: the project root).
+RASA_PROJECT = ("--config", "config.yml", "--domain", "domain.yml", "--data", "data")
+
+
 def _train(model: Path, *, force: bool, out: Path) -> None:
     command = [
         str(RASA_BIN),
         "train",
-        "--config",
-        "config.yml",
-        "--domain",
-        "domain.yml",
-        "--data",
-        "data",
+        *RASA_PROJECT,
         "--out",
         str(out),
         "--fixed-model-name",

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from bot.stack import RASA_PROJECT
+
 ROOT = Path(__file__).resolve().parent.parent
 UNUSED_UTTERANCE = re.compile(r"The utterance '(utter_\w+)' is not used in any story or rule")
 # Proactive EXTERNAL_* intents come from the dispatcher's trigger_intent, never from text,
@@ -48,12 +50,7 @@ def main() -> int:
             str(ROOT / ".venv-rasa/bin/rasa"),
             "data",
             "validate",
-            "--config",
-            "config.yml",
-            "--domain",
-            "domain.yml",
-            "--data",
-            "data",
+            *RASA_PROJECT,
         ],
         cwd=ROOT,
         env=env,

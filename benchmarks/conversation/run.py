@@ -27,13 +27,7 @@ from benchmarks.conversation.load import (  # noqa: E402
     run_rest_load,
     run_socketio_load,
 )
-from benchmarks.conversation.report import (  # noqa: E402
-    RAW_DIR,
-    ms,
-    table,
-    write_raw,
-    write_section,
-)
+from benchmarks.conversation.report import ms, table  # noqa: E402
 from benchmarks.conversation.script import STEPS  # noqa: E402
 from benchmarks.conversation.systems import (  # noqa: E402
     RunningSystem,
@@ -41,7 +35,7 @@ from benchmarks.conversation.systems import (  # noqa: E402
     herald_scale_out,
     plain_rasa,
 )
-from benchmarks.machine import machine  # noqa: E402
+from benchmarks.results import RAW_DIR, machine, write_raw, write_section  # noqa: E402
 from bot.stack import train_model  # noqa: E402
 
 SystemFactory = Callable[[Path, Path], AbstractContextManager[RunningSystem]]

@@ -27,12 +27,7 @@ from benchmarks.conversation.load import (  # noqa: E402
     run_rest_load,
     run_socketio_load,
 )
-from benchmarks.conversation.report import (  # noqa: E402
-    RAW_DIR,
-    table,
-    write_raw,
-    write_section,
-)
+from benchmarks.conversation.report import table  # noqa: E402
 from benchmarks.conversation.run import warm_up  # noqa: E402
 from benchmarks.conversation.systems import (  # noqa: E402
     RunningSystem,
@@ -40,8 +35,8 @@ from benchmarks.conversation.systems import (  # noqa: E402
     herald_scale_out,
     plain_rasa,
 )
-from benchmarks.machine import machine  # noqa: E402
 from benchmarks.memory.sampler import MB, MemorySampler  # noqa: E402
+from benchmarks.results import RAW_DIR, machine, write_raw, write_section  # noqa: E402
 from bot.stack import train_model  # noqa: E402
 
 

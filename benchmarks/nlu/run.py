@@ -23,18 +23,18 @@ from typing import Any
 
 import yaml
 
-from benchmarks.machine import machine as machine_facts
 from benchmarks.nlu.typos import DEFAULT_SEED, read_examples, write_typo_variant
+from benchmarks.results import machine as machine_facts
+from benchmarks.results import write_raw, write_section
+from bot.stack import RASA_PROJECT
 
 ROOT = Path(__file__).resolve().parents[2]
 RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
 RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
 HELDOUT = ROOT / "benchmarks" / "nlu" / "heldout"
 EVALUATOR = ROOT / "benchmarks" / "nlu" / "rasa_eval.py"
-DOCS = ROOT / "docs" / "benchmarks.md"
-RAW = ROOT / "docs" / "benchmarks" / "nlu.json"
 WORK = ROOT / "var" / "bench" / "nlu"
-SECTION = "## NLU"
+TITLE = "NLU"
 
 TARGETS = {"macro_f1": 0.95, "typo_macro_f1": 0.90, "train_seconds": 300.0, "load_seconds": 15.0}
 LOAD_RUNS = 3
@@ -141,12 +141,7 @@ def train(work: Path, full: bool) -> dict[str, Any]:
             [
                 str(RASA),
                 "train",
-                "--config",
-                "config.yml",
-                "--domain",
-                "domain.yml",
-                "--data",
-                "data",
+                *RASA_PROJECT,
                 "--out",
                 str(work),
                 "--fixed-model-name",
@@ -242,8 +237,6 @@ def markdown(raw: dict[str, Any]) -> str:
     load = raw["load"]
     m = raw["machine"]
     lines = [
-        SECTION,
-        "",
         f"Measured {raw['date']} on {m['nproc']} × {m['cpu']} (load average "
         f"{training['nlu']['load_before']:.1f} when training started: the machine is shared, "
         f"so times are upper bounds), Rasa {m['rasa']}, commit {m['commit']}. "
@@ -341,18 +334,6 @@ def markdown(raw: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_section(section: str) -> None:
-    """Replace the `## NLU` section of docs/benchmarks.md, leaving every other section alone."""
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOCS.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
@@ -389,11 +370,10 @@ def main() -> None:
         "load": load,
         "evaluation": evaluation,
     }
-    RAW.parent.mkdir(parents=True, exist_ok=True)
-    RAW.write_text(json.dumps(raw, indent=1, sort_keys=True) + "\n")
-    section = markdown(raw)
-    write_section(section)
-    print(section)
+    write_raw("nlu", raw)
+    body = markdown(raw)
+    write_section(TITLE, body)
+    print(body)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import platform
-import re
 import socket
 import subprocess
 import sys
@@ -41,6 +40,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.results import RAW_DIR, write_raw, write_section  # noqa: E402
 from bot.db import migrate, session_scope  # noqa: E402
 from bot.db.catalog import CLOUD_SERVICES, PRODUCTS  # noqa: E402
 from bot.db.demo import TIMEZONES  # noqa: E402
@@ -63,8 +63,7 @@ from bot.proactive.policy import QuietHours, load_policy  # noqa: E402
 from bot.proactive.rules import ingest_event  # noqa: E402
 from bot.proactive.throttle import Candidate, PastSend, Preferences, decide  # noqa: E402
 
-DOCS_PAGE = ROOT / "docs" / "benchmarks.md"
-RAW = ROOT / "docs" / "benchmarks" / "proactive.json"
+RAW = RAW_DIR / "proactive.json"
 TOKEN = "bench-rasa-token"  # noqa: S105 (shared with a local stand-in only)
 TELEGRAM_PER_SECOND = 30
 CHUNK = 5000
@@ -455,19 +454,6 @@ arrivals bunch up, although no second ever had more than 30 sends.
 Raw numbers: `docs/benchmarks/proactive.json`."""
 
 
-def write_section(title: str, body: str) -> None:
-    """Replace the `## <title>` section of docs/benchmarks.md, leaving the others alone."""
-    heading = f"## {title}"
-    section = f"{heading}\n\n{body.strip()}\n"
-    text = DOCS_PAGE.read_text() if DOCS_PAGE.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS_PAGE.write_text(text.rstrip("\n") + "\n")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -528,8 +514,7 @@ def main() -> int:
     }
     print(json.dumps(raw, indent=2))
     if not args.no_write:
-        RAW.parent.mkdir(parents=True, exist_ok=True)
-        RAW.write_text(json.dumps(raw, indent=2) + "\n")
+        write_raw("proactive", raw)
         write_section("Proactive", markdown(raw))
         print("wrote docs/benchmarks.md (## Proactive) and docs/benchmarks/proactive.json")
     return 0
