@@ -119,9 +119,10 @@ def action_server_command(port: int) -> list[str]:
 
 # `rasa run --auth-token` wants the token as an argument, and arguments are readable by
 # every local user (ps, /proc/<pid>/cmdline); this starts Rasa with the token added from
-# its environment inside the process instead.
+# its environment inside the process instead. It also swaps in rasa_components.hot_paths.
 _RASA_LAUNCHER = (
     "import os, sys; from rasa.__main__ import main; "
+    "import rasa_components.hot_paths; rasa_components.hot_paths.install(); "
     "sys.argv = ['rasa', *sys.argv[1:], '--auth-token', os.environ['HERALD_RASA_API_TOKEN']]; "
     "main()"
 )

@@ -1,0 +1,107 @@
+"""Four of Rasa 3.6's per-message hot paths, made cheap without changing what they return.
+
+Profiling Herald embedded under load (py-spy, 10 customers at once) showed one Rasa process
+pinned at 100% of a core, and almost half of that time in places that redo, on every
+message, work whose answer never changes:
+
+- RulePolicy parses every learned rule from its JSON key on every lookup. Rasa caches the
+  parse, but with room for 1,000 rules; our model has more, and the lookup walks them in the
+  same order each time, so a least-recently-used cache of that size misses on every rule.
+  The cache here holds them all (one entry per rule of the trained model). Matching also
+  walked the whole conversation back to its first turn, although a rule no longer than
+  the turns already checked can no longer fail: it stops there.
+- After every custom action Rasa checks the action server's reply against a JSON schema
+  with `jsonschema.validate`, which first validates the schema itself against the JSON
+  Schema meta-schema. Here the schema is checked once; a reply that fails goes through
+  Rasa's own check, so the error a bad reply raises is exactly Rasa's.
+- Turning stored events back into objects looks up each event's class by walking every
+  subclass of `Event` (with `inspect.isabstract` on each). Here the classes are indexed by
+  type name once; a name not in the index is resolved Rasa's way.
+- Loading a conversation from the SQL tracker store builds an ORM object for every stored
+  event only to read its JSON column; a long conversation has hundreds. Here the column is
+  read directly, with Rasa's own query.
+
+`install()` is called by our Rasa launcher (bot/stack.py) before Rasa starts.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import jsonschema
+from rasa.core.actions.action import RemoteAction
+from rasa.core.policies.rule_policy import RulePolicy
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.events import Event
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.utils.common import all_subclasses
+
+_rasa_validate_action_result = RemoteAction._validate_action_result
+_rasa_resolve_by_type = Event.resolve_by_type
+
+
+@functools.cache
+def rule_states(rule_key: str) -> Any:
+    """A learned rule's states, parsed from its key once."""
+    return json.loads(rule_key)
+
+
+def possible_rule_keys(self: RulePolicy, lookup: dict[str, str], states: list[Any]) -> set[str]:
+    """Rasa's `_get_possible_keys`, stopping once no remaining rule reaches further back."""
+    possible_keys = set(lookup)
+    for turn, state in enumerate(reversed(states)):
+        if all(turn >= len(rule_states(key)) for key in possible_keys):
+            break
+        possible_keys = {key for key in possible_keys if self._is_rule_applicable(key, turn, state)}
+    return possible_keys
+
+
+@functools.cache
+def _action_result_validator() -> Any:
+    schema = RemoteAction.action_response_format_spec()
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    return validator_class(schema)
+
+
+def validate_action_result(self: RemoteAction, result: dict[str, Any]) -> bool:
+    if _action_result_validator().is_valid(result):
+        return True
+    return bool(_rasa_validate_action_result(self, result))
+
+
+@functools.cache
+def _event_classes_by_type() -> dict[str, type[Event]]:
+    index: dict[str, type[Event]] = {}
+    # The first subclass with a name wins, as in Rasa's own walk.
+    for cls in all_subclasses(Event):
+        index.setdefault(cls.type_name, cls)
+    return index
+
+
+def resolve_event_type(type_name: str, default: type[Event] | None = None) -> type[Event] | None:
+    cls = _event_classes_by_type().get(type_name)
+    return cls if cls is not None else _rasa_resolve_by_type(type_name, default)
+
+
+async def retrieve_events_as_rows(
+    self: SQLTrackerStore, sender_id: str, fetch_events_from_all_sessions: bool
+) -> DialogueStateTracker | None:
+    with self.session_scope() as session:
+        query = self._event_query(session, sender_id, fetch_events_from_all_sessions)
+        rows = query.with_entities(self.SQLEvent.data).all()
+        events = [json.loads(data) for (data,) in rows]
+    if self.domain and events:
+        return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+    return None
+
+
+def install() -> None:
+    """Swap the hot paths in; idempotent."""
+    RulePolicy._rule_key_to_state = staticmethod(rule_states)  # type: ignore[method-assign]
+    RulePolicy._get_possible_keys = possible_rule_keys  # type: ignore[method-assign]
+    RemoteAction._validate_action_result = validate_action_result  # type: ignore[method-assign]
+    Event.resolve_by_type = staticmethod(resolve_event_type)  # type: ignore[method-assign]
+    SQLTrackerStore._retrieve = retrieve_events_as_rows  # type: ignore[method-assign]
