@@ -7,9 +7,10 @@ message, work whose answer never changes:
 - RulePolicy parses every learned rule from its JSON key on every lookup. Rasa caches the
   parse, but with room for 1,000 rules; our model has more, and the lookup walks them in the
   same order each time, so a least-recently-used cache of that size misses on every rule.
-  The cache here holds them all (one entry per rule of the trained model). Matching also
-  walked the whole conversation back to its first turn, although a rule no longer than
-  the turns already checked can no longer fail: it stops there.
+  The cache here holds them all (one entry per rule of the trained model). Matching then
+  tried every rule against the current turn, and walked the whole conversation back to its
+  first turn; here rules are indexed by what their last turn asks for, and the walk stops
+  where no rule reaches.
 - After every custom action Rasa checks the action server's reply against a JSON schema
   with `jsonschema.validate`, which first validates the schema itself against the JSON
   Schema meta-schema. Here the schema is checked once; a reply that fails goes through
@@ -34,8 +35,10 @@ import jsonschema
 from rasa.core.actions.action import RemoteAction
 from rasa.core.policies.rule_policy import RulePolicy
 from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.constants import PREVIOUS_ACTION, SHOULD_NOT_BE_SET, USER
 from rasa.shared.core.events import Event
 from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.constants import ACTION_NAME, INTENT
 from rasa.shared.utils.common import all_subclasses
 
 _rasa_validate_action_result = RemoteAction._validate_action_result
@@ -48,11 +51,45 @@ def rule_states(rule_key: str) -> Any:
     return json.loads(rule_key)
 
 
+RuleIndex = dict[tuple[str | None, str | None], list[str]]
+
+
+def _required(state: Any, sub_state: str, key: str) -> str | None:
+    """The value a rule state demands for `key`, or None when any value will do."""
+    value = state.get(sub_state, {}).get(key)
+    return value if isinstance(value, str) and value and value != SHOULD_NOT_BE_SET else None
+
+
+@functools.cache
+def _index_rules(rule_keys: frozenset[str]) -> RuleIndex:
+    """Rules by the previous action and intent their last state demands (None: any)."""
+    index: RuleIndex = {}
+    for key in rule_keys:
+        last = rule_states(key)[-1] if rule_states(key) else {}
+        demands = (_required(last, PREVIOUS_ACTION, ACTION_NAME), _required(last, USER, INTENT))
+        index.setdefault(demands, []).append(key)
+    return index
+
+
 def possible_rule_keys(self: RulePolicy, lookup: dict[str, str], states: list[Any]) -> set[str]:
-    """Rasa's `_get_possible_keys`, stopping once no remaining rule reaches further back."""
+    """Rasa's `_get_possible_keys`, with two shortcuts that cannot change its answer.
+
+    The current turn is checked only against rules whose last state asks for this turn's
+    previous action and intent (or for none); the others fail it anyway. Earlier turns are
+    checked until no remaining rule reaches further back.
+    """
     possible_keys = set(lookup)
     for turn, state in enumerate(reversed(states)):
-        if all(turn >= len(rule_states(key)) for key in possible_keys):
+        if turn == 0:
+            index = _index_rules(frozenset(lookup))
+            action = _required(state, PREVIOUS_ACTION, ACTION_NAME)
+            intent = _required(state, USER, INTENT)
+            possible_keys = {
+                key
+                for demands in {(action, intent), (action, None), (None, intent), (None, None)}
+                for key in index.get(demands, ())
+            }
+        elif all(turn >= len(rule_states(key)) for key in possible_keys):
             break
         possible_keys = {key for key in possible_keys if self._is_rule_applicable(key, turn, state)}
     return possible_keys
