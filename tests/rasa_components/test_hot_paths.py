@@ -24,6 +24,7 @@ from pathlib import Path
 from rasa.core.actions.action import RemoteAction
 from rasa.core.agent import Agent
 from rasa.core.policies.rule_policy import RulePolicy
+from rasa.core.policies.ted_policy import TEDPolicy
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.events import (ActionExecuted, Event, SessionStarted, SlotSet,
                                      UserUttered)
@@ -38,6 +39,7 @@ domain = agent.domain
 components = [getattr(node, "_component", None)
               for node in agent.processor.graph_runner._instantiated_nodes.values()]
 rule_policy = next(c for c in components if isinstance(c, RulePolicy))
+ted_policy = next(c for c in components if isinstance(c, TEDPolicy))
 rule_only_data = next(c for c in components
                       if type(c).__name__ == "RuleOnlyDataProvider").provide()
 
@@ -60,6 +62,15 @@ def rule_predictions():
         best = max(range(len(p.probabilities)), key=p.probabilities.__getitem__)
         out.append([domain.action_names_or_texts[best], round(max(p.probabilities), 6),
                     p.hide_rule_turn, json.dumps(p.action_metadata, sort_keys=True)])
+    return out
+
+def ted_predictions():
+    # Twice over: the second pass answers from what the first one remembered.
+    out = []
+    for _ in range(2):
+        out.append([ted_policy.predict_action_probabilities(
+                        prefix, domain, rule_only_data=rule_only_data).probabilities
+                    for prefix in prefixes])
     return out
 
 EVENT_NAMES = sorted({c.type_name for c in all_subclasses(Event)}) + ["topic", "no_such_event"]
@@ -113,14 +124,16 @@ def stored_conversations(path):
     return asyncio.run(run())
 
 def everything(work):
-    return {"rules": rule_predictions(), "events": event_classes(),
+    return {"rules": rule_predictions(), "ted": ted_predictions(), "events": event_classes(),
             "validations": validations(), "store": stored_conversations(work / "events.db")}
 
 with tempfile.TemporaryDirectory() as stock_dir, tempfile.TemporaryDirectory() as fast_dir:
     stock = everything(Path(stock_dir))
     hot_paths.install()
     fast = everything(Path(fast_dir))
-print(json.dumps({"stock": stock, "fast": fast, "prefixes": len(prefixes)}))
+remembered = len(getattr(ted_policy, "_remembered_predictions", {}))
+print(json.dumps({"stock": stock, "fast": fast, "prefixes": len(prefixes),
+                  "remembered": remembered}))
 """
 
 
@@ -147,6 +160,18 @@ def test_rules_predict_the_same_at_every_step_of_our_stories_and_rules(
     # The comparison is only worth something if rules actually fire along the way.
     fired = [row for row in with_and_without["fast"]["rules"] if row[1] == 1.0]
     assert len(fired) > 100
+
+
+def test_ted_answers_from_memory_exactly_what_it_would_compute(
+    with_and_without: dict[str, Any],
+) -> None:
+    stock_first, stock_second = with_and_without["stock"]["ted"]
+    fast_first, fast_second = with_and_without["fast"]["ted"]
+    assert stock_first == stock_second
+    assert fast_first == stock_first
+    assert fast_second == stock_first
+    # Stories share states, so the memory holds fewer entries than there were predictions.
+    assert 0 < with_and_without["remembered"] < with_and_without["prefixes"]
 
 
 def test_events_resolve_to_the_same_classes(with_and_without: dict[str, Any]) -> None:
