@@ -170,7 +170,9 @@ class FastLoadLogisticRegressionClassifier(LogisticRegressionClassifier):
                 np.load(model_dir / WEIGHTS_FILE, allow_pickle=False) as weights,
             ):
                 component.clf.classes_ = weights["classes"]
-                component.clf.coef_ = weights["coef"]
+                # Stored column-major, so that scikit-learn's `X @ coef_.T` reads it in
+                # place: row-major, scipy copies all of it (~10 MB) for every message.
+                component.clf.coef_ = np.asfortranarray(weights["coef"])
                 component.clf.intercept_ = weights["intercept"]
         except (ValueError, FileNotFoundError):
             # As Rasa's: no stored weights (no training data) means an untrained component.

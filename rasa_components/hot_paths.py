@@ -18,9 +18,10 @@ message, work whose answer never changes:
 - Turning stored events back into objects looks up each event's class by walking every
   subclass of `Event` (with `inspect.isabstract` on each). Here the classes are indexed by
   type name once; a name not in the index is resolved Rasa's way.
-- Loading a conversation from the SQL tracker store builds an ORM object for every stored
-  event only to read its JSON column; a long conversation has hundreds. Here the column is
-  read directly, with Rasa's own query.
+- The SQL tracker store builds an ORM query to load a conversation's latest session and
+  another to count it before saving, and an ORM object for every stored event only to read
+  its JSON column. Building the queries costs more than running them; here they are the
+  same SQL, written once.
 - TED runs its network for every prediction, although what it predicts depends only on
   the last few dialogue states, and support conversations pass through the same states
   again and again. Here its predictions are remembered by those states (the most recent
@@ -32,18 +33,20 @@ message, work whose answer never changes:
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 from collections import OrderedDict
 from typing import Any
 
 import jsonschema
+import sqlalchemy as sa
 from rasa.core.actions.action import RemoteAction
 from rasa.core.policies.policy import PolicyPrediction
 from rasa.core.policies.rule_policy import RulePolicy
 from rasa.core.policies.ted_policy import TEDPolicy
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.constants import PREVIOUS_ACTION, SHOULD_NOT_BE_SET, USER
-from rasa.shared.core.events import Event
+from rasa.shared.core.events import Event, SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import ACTION_NAME, INTENT, TEXT
 from rasa.shared.utils.common import all_subclasses
@@ -134,16 +137,53 @@ def resolve_event_type(type_name: str, default: type[Event] | None = None) -> ty
     return cls if cls is not None else _rasa_resolve_by_type(type_name, default)
 
 
+# The events of a conversation's latest session, selected as Rasa's `_event_query` does.
+_LATEST_SESSION = """
+FROM {events} AS e,
+     (SELECT max(timestamp) AS session_start FROM {events}
+      WHERE sender_id = :sender_id AND type_name = :session_started) AS s
+WHERE e.sender_id = :sender_id
+  AND (e.timestamp >= s.session_start OR s.session_start IS NULL)
+"""
+
+
+@functools.cache
+def _latest_session_sql(store: SQLTrackerStore) -> tuple[Any, Any]:
+    """(its events' JSON in order, how many there are) for one tracker store's table."""
+    table = store.engine.dialect.identifier_preparer.format_table(store.SQLEvent.__table__)
+    latest_session = _LATEST_SESSION.format(events=table)
+    return (
+        sa.text(f"SELECT e.data {latest_session} ORDER BY e.id"),
+        sa.text(f"SELECT count(*) {latest_session}"),
+    )
+
+
+def _latest_session_parameters(sender_id: str) -> dict[str, str]:
+    return {"sender_id": sender_id, "session_started": SessionStarted.type_name}
+
+
 async def retrieve_events_as_rows(
     self: SQLTrackerStore, sender_id: str, fetch_events_from_all_sessions: bool
 ) -> DialogueStateTracker | None:
     with self.session_scope() as session:
-        query = self._event_query(session, sender_id, fetch_events_from_all_sessions)
-        rows = query.with_entities(self.SQLEvent.data).all()
+        if fetch_events_from_all_sessions:
+            query = self._event_query(session, sender_id, fetch_events_from_all_sessions=True)
+            rows = query.with_entities(self.SQLEvent.data).all()
+        else:
+            events_sql, _ = _latest_session_sql(self)
+            rows = session.execute(events_sql, _latest_session_parameters(sender_id)).all()
         events = [json.loads(data) for (data,) in rows]
     if self.domain and events:
         return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
     return None
+
+
+def events_not_yet_stored(
+    self: SQLTrackerStore, session: Any, tracker: DialogueStateTracker
+) -> Any:
+    _, count_sql = _latest_session_sql(self)
+    stored = session.execute(count_sql, _latest_session_parameters(tracker.sender_id)).scalar()
+    return itertools.islice(tracker.events, stored, len(tracker.events))
 
 
 def remembered_ted_prediction(
@@ -188,4 +228,5 @@ def install() -> None:
     RemoteAction._validate_action_result = validate_action_result  # type: ignore[method-assign]
     Event.resolve_by_type = staticmethod(resolve_event_type)  # type: ignore[method-assign]
     SQLTrackerStore._retrieve = retrieve_events_as_rows  # type: ignore[method-assign]
+    SQLTrackerStore._additional_events = events_not_yet_stored  # type: ignore[method-assign]
     TEDPolicy.predict_action_probabilities = remembered_ted_prediction  # type: ignore[method-assign]

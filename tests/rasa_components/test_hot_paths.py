@@ -117,6 +117,12 @@ def stored_conversations(path):
                         timestamp=12.0),
         ], domain.slots)
         await store.save(tracker)
+        # Loaded, two events added and saved again, as Rasa does with every message: only
+        # those two are stored.
+        tracker = await store.retrieve("customer")
+        tracker.update(ActionExecuted("utter_order_status", timestamp=13.0))
+        tracker.update(ActionExecuted("action_listen", timestamp=14.0))
+        await store.save(tracker)
         latest = await store.retrieve("customer")
         full = await store.retrieve_full_tracker("customer")
         missing = await store.retrieve("nobody")
@@ -193,6 +199,12 @@ def test_stored_conversations_load_the_same(with_and_without: dict[str, Any]) ->
     fast, stock = with_and_without["fast"]["store"], with_and_without["stock"]["store"]
     assert fast == stock
     latest, full, missing = fast
-    assert [e["event"] for e in latest["events"]] == ["session_started", "action", "user"]
-    assert len(full["events"]) == 7
+    assert [e["event"] for e in latest["events"]] == [
+        "session_started",
+        "action",
+        "user",
+        "action",
+        "action",
+    ]
+    assert len(full["events"]) == 9
     assert missing is None
