@@ -117,26 +117,16 @@ def action_server_command(port: int) -> list[str]:
     return [str(APP_PYTHON), "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
 
 
-# `rasa run --auth-token` wants the token as an argument, and arguments are readable by
-# every local user (ps, /proc/<pid>/cmdline); this starts Rasa with the token added from
-# its environment inside the process instead. It also swaps in rasa_components.hot_paths.
-_RASA_LAUNCHER = (
-    "import os, sys; from rasa.__main__ import main; "
-    "import rasa_components.hot_paths; rasa_components.hot_paths.install(); "
-    "sys.argv = ['rasa', *sys.argv[1:], '--auth-token', os.environ['HERALD_RASA_API_TOKEN']]; "
-    "main()"
-)
-
-
 def rasa_command(config: StackConfig, port: int) -> list[str]:
     """`rasa run` with our endpoints and channels on `port`, its HTTP API behind a token.
 
-    The token reaches Rasa through HERALD_RASA_API_TOKEN in its environment, never argv.
+    The token reaches Rasa through HERALD_RASA_API_TOKEN in its environment, never argv
+    (rasa_components/launcher.py, which also swaps in our hot paths).
     """
     return [
         str(RASA_BIN.parent / "python"),
-        "-c",
-        _RASA_LAUNCHER,
+        "-m",
+        "rasa_components.launcher",
         "run",
         "--model",
         str(config.model),

@@ -1,0 +1,36 @@
+"""Rasa gets its API token from our launcher whatever characters the token starts with."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
+
+# Runs in .venv-rasa: Rasa's own argument parser reads what the launcher hands it.
+PARSE = r"""
+import sys
+from rasa.__main__ import create_argument_parser
+from rasa_components.launcher import rasa_argv
+parsed = create_argument_parser().parse_args(rasa_argv(["run", "--enable-api"], sys.argv[1])[1:])
+print(parsed.auth_token)
+"""
+
+
+# secrets.token_urlsafe draws from letters, digits, "-" and "_": one token in 64 starts
+# with "-", which Rasa used to read as a missing token (exit 2 at start-up).
+@pytest.mark.parametrize("token", ["plain-token", "-starts-with-a-dash", "--two"])
+def test_rasa_reads_the_token_it_is_given(token: str) -> None:
+    done = subprocess.run(
+        [str(RASA_PYTHON), "-c", PARSE, token],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == token
