@@ -129,9 +129,23 @@ def stored_conversations(path):
         return [t and t.current_state(EventVerbosity.ALL) for t in (latest, full, missing)]
     return asyncio.run(run())
 
+def states_of_a_conversation():
+    # The same question twice, an asker editing its answer, then the conversation moving on.
+    longest = max(prefixes, key=lambda t: len(t.events))
+    tracker = DialogueStateTracker.from_events("states", list(longest.events), domain.slots)
+    first = tracker.past_states(domain, ignore_rule_only_turns=True, rule_only_data=rule_only_data)
+    first[-1].clear()
+    again = tracker.past_states(domain, ignore_rule_only_turns=True, rule_only_data=rule_only_data)
+    tracker.update(ActionExecuted("action_listen"))
+    moved_on = tracker.past_states(domain, ignore_rule_only_turns=True,
+                                   rule_only_data=rule_only_data)
+    return [json.dumps(again, sort_keys=True, default=repr),
+            json.dumps(moved_on, sort_keys=True, default=repr)]
+
 def everything(work):
     return {"rules": rule_predictions(), "ted": ted_predictions(), "events": event_classes(),
-            "validations": validations(), "store": stored_conversations(work / "events.db")}
+            "validations": validations(), "store": stored_conversations(work / "events.db"),
+            "states": states_of_a_conversation()}
 
 with tempfile.TemporaryDirectory() as stock_dir, tempfile.TemporaryDirectory() as fast_dir:
     stock = everything(Path(stock_dir))
@@ -178,6 +192,15 @@ def test_ted_answers_from_memory_exactly_what_it_would_compute(
     assert fast_second == stock_first
     # Stories share states, so the memory holds fewer entries than there were predictions.
     assert 0 < with_and_without["remembered"] < with_and_without["prefixes"]
+
+
+def test_dialogue_states_are_remembered_only_while_the_conversation_stands_still(
+    with_and_without: dict[str, Any],
+) -> None:
+    fast, stock = with_and_without["fast"]["states"], with_and_without["stock"]["states"]
+    assert fast == stock
+    again, moved_on = fast
+    assert again != moved_on
 
 
 def test_events_resolve_to_the_same_classes(with_and_without: dict[str, Any]) -> None:
