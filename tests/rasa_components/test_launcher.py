@@ -1,12 +1,15 @@
-"""Rasa gets its API token from our launcher whatever characters the token starts with."""
+"""Our Rasa launcher: the API token whatever it starts with, the loaded model frozen."""
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from rasa_components.launcher import freezing_after
 
 ROOT = Path(__file__).resolve().parents[2]
 RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
@@ -34,3 +37,18 @@ def test_rasa_reads_the_token_it_is_given(token: str) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == token
+
+
+async def test_what_the_model_load_leaves_alive_is_frozen_out_of_collections() -> None:
+    gc.unfreeze()
+    before = gc.get_freeze_count()
+
+    async def load() -> list[object]:
+        return [object() for _ in range(1000)]
+
+    try:
+        loaded = await freezing_after(load)()
+        assert len(loaded) == 1000
+        assert gc.get_freeze_count() >= before + 1000
+    finally:
+        gc.unfreeze()
