@@ -125,6 +125,9 @@ class ScaleConfig(StackConfig):
             "HERALD_LOCK_KEY_PREFIX": self.namespace,
             "HERALD_SOCKETIO_REDIS_URL": self.redis_url,
             "HERALD_SOCKETIO_CHANNEL": f"{self.namespace}-socketio",
+            # The proactive workers share one pace per platform.
+            "HERALD_PACING_REDIS_URL": self.redis_url,
+            "HERALD_PACING_KEY_PREFIX": self.namespace,
             "TICKET_LOCK_LIFETIME": str(self.lock_lifetime_seconds),
             **self.extra_env,
         }

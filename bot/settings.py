@@ -66,6 +66,10 @@ class Settings:
     rasa_replicas: int = 2
     action_servers: int = 2
     dispatchers: int = 2
+    # Several proactive workers share their platform pacing through this Redis (scale-out
+    # sets it), under this key prefix; empty: each worker paces alone (embedded, one worker).
+    pacing_redis_url: str = ""
+    pacing_key_prefix: str = "herald"
     # proactive: a YAML file overriding bot/proactive/policy.yml; the worker's health port.
     proactive_policy_path: Path | None = None
     worker_port: int = 8001
@@ -133,4 +137,6 @@ def get_settings() -> Settings:
         rasa_replicas=int(env.get("HERALD_RASA_REPLICAS", "2")),
         action_servers=int(env.get("HERALD_ACTION_SERVERS", "2")),
         dispatchers=int(env.get("HERALD_DISPATCHERS", "2")),
+        pacing_redis_url=env.get("HERALD_PACING_REDIS_URL", ""),
+        pacing_key_prefix=env.get("HERALD_PACING_KEY_PREFIX", "herald"),
     )

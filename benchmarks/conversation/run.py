@@ -216,6 +216,9 @@ def markdown(raw: dict[str, Any]) -> str:
         "socket.io channel switched on. Its starter project has no custom actions, so it "
         "answers the same messages without touching a database: it is the floor of what "
         "Rasa itself costs, not a like-for-like bot.",
+        "- Herald's Rasa runs as `make run` starts it, through `rasa_components/launcher.py`: "
+        "with our fixes for six of Rasa's per-message hot paths and its loaded model frozen "
+        "out of the garbage collector (README, Speed). Plain Rasa runs as shipped.",
         "- Herald's proactive workers run with their periodic scans off, so that no burst "
         "of renewal or maintenance notices competes with the measured conversations.",
         "- The load generators (Locust, the socket.io client) run on the same cores as the "

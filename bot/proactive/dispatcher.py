@@ -402,7 +402,7 @@ class Dispatcher:
                     )
                 )
             if result.retry_after:
-                self.pacer.pause(item.route.platform, result.retry_after)
+                await self.pacer.pause(item.route.platform, result.retry_after)
             if result.outcome is Outcome.CHANNEL_UNAVAILABLE:
                 self._unavailable[item.route.platform] = (
                     time.monotonic()

@@ -1,11 +1,20 @@
-"""Platform pacing for proactive delivery: evenly spaced sends per platform and per chat."""
+"""Platform pacing for proactive delivery: evenly spaced sends per platform and per chat.
+
+Send times come from a slot book. One worker keeps it in memory; several workers (scale-out)
+keep it in Redis, so that together they stay within a platform's limit instead of each
+taking all of it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import redis.asyncio as redis
 
 from bot.db.models import Platform
 from bot.proactive.policy import PlatformLimit
@@ -20,6 +29,99 @@ HEADROOM_MESSAGES = 1
 CHAT_MEMORY_SECONDS = 60.0
 
 
+class SlotBook(Protocol):
+    """The next free send time of each platform and chat, handed out one slot at a time."""
+
+    async def take(self, key: str, interval: float) -> float:
+        """Take `key`'s next slot and keep the following one `interval` seconds after it.
+
+        Returns how many seconds from now the slot taken is.
+        """
+        ...
+
+    async def hold(self, key: str, seconds: float) -> None:
+        """No slot of `key` earlier than `seconds` from now (a platform's retry-after)."""
+        ...
+
+
+class LocalSlotBook:
+    """Slots kept in this process: for a single worker."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._next: dict[str, float] = {}
+        self._last_sweep = clock()
+
+    async def take(self, key: str, interval: float) -> float:
+        now = self._clock()
+        slot = max(now, self._next.get(key, now))
+        self._next[key] = slot + interval
+        self._forget_passed(now)
+        return slot - now
+
+    async def hold(self, key: str, seconds: float) -> None:
+        self._next[key] = max(self._next.get(key, 0.0), self._clock() + seconds)
+
+    def _forget_passed(self, now: float) -> None:
+        # Keys whose next slot is long past say nothing any more (an outage touches each
+        # chat once).
+        if now - self._last_sweep < CHAT_MEMORY_SECONDS:
+            return
+        self._last_sweep = now
+        self._next = {k: v for k, v in self._next.items() if v > now - CHAT_MEMORY_SECONDS}
+
+
+# Both run atomically in Redis, on Redis's clock, so workers on several machines agree.
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local slot = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
+local following = slot + tonumber(ARGV[1])
+redis.call('SET', KEYS[1], string.format('%.6f', following), 'PX',
+           math.ceil((following - now) * 1000) + tonumber(ARGV[2]))
+return string.format('%.6f', slot - now)
+"""
+_HOLD = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local held = now + tonumber(ARGV[1])
+if held > tonumber(redis.call('GET', KEYS[1]) or '0') then
+  redis.call('SET', KEYS[1], string.format('%.6f', held), 'PX',
+             math.ceil(tonumber(ARGV[1]) * 1000) + tonumber(ARGV[2]))
+end
+return 1
+"""
+
+
+class RedisSlotBook:
+    """Slots shared by every worker through Redis; `prefix` keeps deployments apart."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._take = client.register_script(_TAKE)
+        self._hold = client.register_script(_HOLD)
+        # A key outlives its next slot by this much, then Redis forgets it.
+        self._linger_ms = str(math.ceil(CHAT_MEMORY_SECONDS * 1000))
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str) -> RedisSlotBook:
+        return cls(redis.Redis.from_url(url), prefix)
+
+    async def take(self, key: str, interval: float) -> float:
+        wait = await self._take(keys=[self._key(key)], args=[interval, self._linger_ms])
+        return float(wait)
+
+    async def hold(self, key: str, seconds: float) -> None:
+        await self._hold(keys=[self._key(key)], args=[seconds, self._linger_ms])
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    def _key(self, key: str) -> str:
+        return f"{self._prefix}:pacing:{key}"
+
+
 class Pacer:
     """Hands out send times: at most N a second per platform and M a second per chat.
 
@@ -31,6 +133,7 @@ class Pacer:
         self,
         limits: dict[Platform, PlatformLimit],
         *,
+        slots: SlotBook | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -48,8 +151,7 @@ class Pacer:
             platform: (1 + SAFETY_MARGIN) / limit.per_chat_per_second
             for platform, limit in limits.items()
         }
-        self._next_platform_slot: dict[Platform, float] = {}
-        self._next_chat_slot: dict[tuple[Platform, str], float] = {}
+        self.slots = slots or LocalSlotBook(clock)
         # The actual send times of the latest sends, per platform.
         self._recent: dict[Platform, deque[float]] = {}
         # What was really sent, for the worker's health endpoint.
@@ -62,19 +164,15 @@ class Pacer:
 
     async def wait_turn(self, platform: Platform, chat: str) -> None:
         """Return when a message to `chat` on `platform` may be sent."""
-        now = self._clock()
         chat_key = (platform, chat)
-        chat_slot = max(now, self._next_chat_slot.get(chat_key, now))
-        self._next_chat_slot[chat_key] = chat_slot + self._chat_interval[platform]
-        if chat_slot > now:
-            await self._sleep(chat_slot - now)
+        wait = await self.slots.take(f"chat:{platform.value}:{chat}", self._chat_interval[platform])
+        if wait > 0:
+            await self._sleep(wait)
         # The platform-wide slot is taken only once this chat's turn has come, so a chat
         # with a queue of its own does not hold up everyone else's messages.
-        now = self._clock()
-        slot = max(now, self._next_platform_slot.get(platform, now))
-        self._next_platform_slot[platform] = slot + self._interval[platform]
-        if slot > now:
-            await self._sleep(slot - now)
+        wait = await self.slots.take(f"platform:{platform.value}", self._interval[platform])
+        if wait > 0:
+            await self._sleep(wait)
         await self._hold_to_window(platform, chat_key)
         self._forget_idle_chats()
 
@@ -107,21 +205,15 @@ class Pacer:
         recent.append(now)
         self._last_chat_send[chat_key] = now
 
-    def pause(self, platform: Platform, seconds: float) -> None:
+    async def pause(self, platform: Platform, seconds: float) -> None:
         """The platform asked us to wait (HTTP 429 with retry-after): nobody sends before then."""
-        until = self._clock() + seconds
-        self._next_platform_slot[platform] = max(self._next_platform_slot.get(platform, 0), until)
+        await self.slots.hold(f"platform:{platform.value}", seconds)
 
     def _forget_idle_chats(self) -> None:
         now = self._clock()
         if now - self._last_sweep < CHAT_MEMORY_SECONDS:
             return
         self._last_sweep = now
-        self._next_chat_slot = {
-            key: slot
-            for key, slot in self._next_chat_slot.items()
-            if slot > now - CHAT_MEMORY_SECONDS
-        }
         self._last_chat_send = {
             key: sent
             for key, sent in self._last_chat_send.items()

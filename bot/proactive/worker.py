@@ -9,12 +9,14 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 
 from aiohttp import web
+from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.db import session_scope
 from bot.proactive.delivery import RasaDelivery
 from bot.proactive.dispatcher import Approved, Dispatcher, DispatchStats, utc_now
 from bot.proactive.outbox import pending_count
+from bot.proactive.pacing import Pacer, RedisSlotBook
 from bot.proactive.policy import Policy, load_policy
 from bot.proactive.scans import run_scans
 from bot.settings import Settings
@@ -39,11 +41,18 @@ class Worker:
             settings.rasa_api_token,
             timeout=self.policy.dispatcher.request_timeout.total_seconds(),
         )
+        # Workers of one deployment share a platform's allowance instead of each taking it.
+        self.shared_slots = (
+            RedisSlotBook.from_url(settings.pacing_redis_url, settings.pacing_key_prefix)
+            if settings.pacing_redis_url
+            else None
+        )
         self.dispatcher = Dispatcher(
             database_url=settings.database_url,
             policy=self.policy,
             delivery=self.delivery,
             tracker_url=settings.tracker_database_url or settings.database_url,
+            pacer=Pacer(self.policy.platforms, slots=self.shared_slots),
         )
         if not settings.rasa_api_token:
             logger.error("HERALD_RASA_API_TOKEN is not set: Rasa will refuse every delivery")
@@ -80,8 +89,10 @@ class Worker:
     async def _deliver(self, approved: list[Approved], stats: DispatchStats) -> None:
         try:
             await self.dispatcher.deliver(approved, stats)
-        except (SQLAlchemyError, OSError) as error:
+        except (SQLAlchemyError, OSError, RedisError) as error:
             # The rows stay claimed; another cycle takes them over once their lease ends.
+            # (RedisError: the shared pacing is unreachable; sending unpaced could break a
+            # platform's limit, so the batch waits for it instead.)
             logger.error("delivering a batch failed: %s", error)
 
     async def scan_forever(self) -> None:
@@ -150,6 +161,8 @@ class Worker:
             await asyncio.gather(self.dispatch_forever(), self.scan_forever(), self.purge_forever())
         finally:
             await self.delivery.close()
+            if self.shared_slots is not None:
+                await self.shared_slots.close()
             if runner is not None:
                 await runner.cleanup()
             logger.info("proactive worker %s stopped", self.dispatcher.worker_id)

@@ -80,6 +80,9 @@ def test_every_replica_shares_postgres_redis_and_the_proxy(tmp_path: Path) -> No
     assert env["HERALD_LOCK_STORE"] == "connectors.lock_store.ReplicaSafeRedisLockStore"
     assert env["HERALD_LOCK_KEY_PREFIX"] == "testscale"
     assert env["HERALD_SOCKETIO_REDIS_URL"] == "redis://127.0.0.1:6379/0"
+    # The proactive workers pace together, in this deployment's keys.
+    assert env["HERALD_PACING_REDIS_URL"] == "redis://127.0.0.1:6379/0"
+    assert env["HERALD_PACING_KEY_PREFIX"] == "testscale"
     # Rasa calls the action servers, and the workers call Rasa, through nginx.
     assert env["HERALD_ACTION_URL"] == "http://127.0.0.1:6055/webhook"
     assert env["HERALD_RASA_URL"] == "http://127.0.0.1:6005"
