@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.rasa_components.in_rasa import json_from_rasa
+
 # Uses the trained model, like the e2e tests, and shares its one training with them.
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parents[2]
-RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
 
 # Runs in .venv-rasa: computes everything once with Rasa as shipped, then again after
 # `hot_paths.install()`, and prints both.
@@ -159,16 +155,7 @@ print(json.dumps({"stock": stock, "fast": fast, "prefixes": len(prefixes),
 
 @pytest.fixture(scope="module")
 def with_and_without(trained_model: Path) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run(
-        [str(RASA_PYTHON), "-c", COMPARE, str(trained_model)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json_from_rasa(COMPARE, str(trained_model))
     return result
 
 

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import gc
-import os
-import subprocess
-from pathlib import Path
 
 import pytest
 
 from rasa_components.launcher import freezing_after
-
-ROOT = Path(__file__).resolve().parents[2]
-RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
+from tests.rasa_components.in_rasa import run_in_rasa
 
 # Runs in .venv-rasa: Rasa's own argument parser reads what the launcher hands it.
 PARSE = r"""
@@ -28,13 +23,7 @@ print(parsed.auth_token)
 # with "-", which Rasa used to read as a missing token (exit 2 at start-up).
 @pytest.mark.parametrize("token", ["plain-token", "-starts-with-a-dash", "--two"])
 def test_rasa_reads_the_token_it_is_given(token: str) -> None:
-    done = subprocess.run(
-        [str(RASA_PYTHON), "-c", PARSE, token],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-    )
+    done = run_in_rasa(PARSE, token)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == token
 
