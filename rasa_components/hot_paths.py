@@ -31,7 +31,7 @@ message, work whose answer never changes:
   is remembered for as long as the conversation has not changed, and each asker gets its
   own copy (featurizers edit the states they are given).
 
-`install()` is called by our Rasa launcher (bot/stack.py) before Rasa starts.
+`install()` is called by our Rasa launcher (rasa_components/launcher.py) before Rasa starts.
 """
 
 from __future__ import annotations
